@@ -1,0 +1,5 @@
+from ogan_pl.callbacks.checkpoint import AtomicCheckpointIO, GeneratorStepCheckpoint
+from ogan_pl.callbacks.images import ImageGrids
+from ogan_pl.callbacks.progress import GeneratorProgressBar
+
+__all__ = ["AtomicCheckpointIO", "GeneratorStepCheckpoint", "ImageGrids", "GeneratorProgressBar"]

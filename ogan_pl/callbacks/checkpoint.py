@@ -1,0 +1,47 @@
+"""Checkpoints on generator iterations, written atomically."""
+import os
+from pathlib import Path
+
+import pytorch_lightning as pl
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write to a temporary name, then rename: a kill mid-save never leaves a corrupt checkpoint."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        super().save_checkpoint(checkpoint, tmp, storage_options)
+        os.replace(tmp, path)
+
+
+class GeneratorStepCheckpoint(pl.Callback):
+    """`giter_XXXXXXX.ckpt` every `every_n_steps` generator iterations, and `last.ckpt` with each
+    save and at the end. A checkpoint holds G, E, their EMA copies, the optimizer states, the
+    resolved config and the generator-iteration counter."""
+
+    def __init__(self, dirpath: str, every_n_steps: int = 1000, save_last: bool = True):
+        if every_n_steps < 1:
+            raise ValueError(f"callbacks.checkpoint.every_n_steps must be >= 1, got {every_n_steps}")
+        self.dirpath = Path(dirpath)
+        self.every_n_steps = every_n_steps
+        self.save_last = save_last
+        self._last_saved = -1
+
+    @property
+    def last_path(self) -> Path:
+        return self.dirpath / "last.ckpt"
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if pl_module.g_iter % self.every_n_steps == 0:
+            trainer.save_checkpoint(self.dirpath / f"giter_{pl_module.g_iter:07d}.ckpt", weights_only=False)
+            self._save_last(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._save_last(trainer, pl_module)
+
+    def _save_last(self, trainer, pl_module) -> None:
+        if self.save_last and pl_module.g_iter != self._last_saved:
+            trainer.save_checkpoint(self.last_path, weights_only=False)
+            self._last_saved = pl_module.g_iter

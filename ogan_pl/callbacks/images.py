@@ -1,0 +1,53 @@
+"""Sample / reconstruction / interpolation grids during training, saved as PNG and logged."""
+import logging
+from pathlib import Path
+
+import pytorch_lightning as pl
+from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
+
+from ogan_pl.grids import GridInputs, make_grids, save_grids
+
+log = logging.getLogger(__name__)
+
+
+class ImageGrids(pl.Callback):
+    """Every `every_n_steps` generator iterations and at the end of training, from the EMA weights."""
+
+    def __init__(self, dirpath: str, every_n_steps: int = 500, n_samples: int = 64, n_recon: int = 32,
+                 interp_rows: int = 4, interp_steps: int = 8, seed: int = 0, use_ema: bool = True):
+        if every_n_steps < 1:
+            raise ValueError(f"callbacks.images.every_n_steps must be >= 1, got {every_n_steps}")
+        self.dirpath = Path(dirpath)
+        self.every_n_steps = every_n_steps
+        self.grid_kwargs = dict(n_samples=n_samples, n_recon=n_recon, interp_rows=interp_rows,
+                                interp_steps=interp_steps, seed=seed)
+        self.use_ema = use_ema
+        self.inputs: GridInputs | None = None
+        self._last_written = -1
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        holdout = trainer.datamodule.holdout_batch(self.grid_kwargs["n_recon"] + 2 * self.grid_kwargs["interp_rows"])
+        self.inputs = GridInputs.create(pl_module.z_dim, holdout["image"], **self.grid_kwargs)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if pl_module.g_iter % self.every_n_steps == 0:
+            self.write(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.write(trainer, pl_module)
+
+    def write(self, trainer, pl_module) -> None:
+        step = pl_module.g_iter
+        if not trainer.is_global_zero or self.inputs is None or step == self._last_written:
+            return
+        self._last_written = step
+        grids = make_grids(pl_module, self.inputs, self.use_ema)
+        paths = save_grids(grids, self.dirpath, suffix=f"_{step:07d}")
+        log.info("grids at generator iteration %d: %s", step, self.dirpath)
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                for name, path in paths.items():
+                    logger.log_image(key=f"images/{name}", images=[str(path)], step=step)
+            elif isinstance(logger, TensorBoardLogger):
+                for name, grid in grids.items():
+                    logger.experiment.add_image(f"images/{name}", grid, global_step=step)

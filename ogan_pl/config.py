@@ -1,0 +1,144 @@
+"""Config checks that run before anything heavy, and instantiation restricted to known code."""
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from ogan_pl.errors import UserError
+
+#: `_target_`s a model config (possibly read from a downloaded checkpoint) may name.
+ALLOWED_TARGET_PREFIXES = ("ogan_pl.", "torch.optim.")
+UPDATE_SCHEMES = ("alternating", "joint")
+
+
+def _register_resolvers() -> None:
+    # W&B runs offline unless the user opts in with WANDB_MODE=online or logger.wandb.offline=false.
+    if not OmegaConf.has_resolver("wandb_offline"):
+        OmegaConf.register_new_resolver(
+            "wandb_offline", lambda: os.environ.get("WANDB_MODE", "offline") != "online")
+
+
+_register_resolvers()
+
+
+def _targets(node: Any, path: str = ""):
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if key == "_target_":
+                yield path or "<root>", value
+            else:
+                yield from _targets(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            yield from _targets(value, f"{path}[{i}]")
+
+
+def check_targets(node: Any, name: str = "") -> None:
+    for path, target in _targets(node, name):
+        if not (isinstance(target, str) and target.startswith(ALLOWED_TARGET_PREFIXES)):
+            raise UserError(
+                f"refusing to instantiate {target!r} at {path}: only targets under "
+                f"{', '.join(ALLOWED_TARGET_PREFIXES)} are allowed in a model config")
+
+
+def safe_instantiate(node: Any, *args, name: str = "", **kwargs) -> Any:
+    """hydra.utils.instantiate, but only of allow-listed targets (configs can come from checkpoints).
+
+    `name` is the node's config key, for the error message.
+    """
+    if isinstance(node, DictConfig):
+        node = OmegaConf.to_container(node, resolve=True)
+    check_targets(node, name)
+    return instantiate(node, *args, **kwargs)
+
+
+def optimizer_steps_per_iteration(train_cfg: Mapping) -> int:
+    """Lightning counts every optimizer step in global_step: n_critic E steps + 1 G step, or 1 joint."""
+    return 1 if train_cfg["update"] == "joint" else int(train_cfg["n_critic"]) + 1
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise UserError(message)
+
+
+def validate(cfg: DictConfig) -> None:
+    """Reject impossible values with one line naming the key and the fix."""
+    ds, model, loss, optim, train = cfg.dataset, cfg.model, cfg.loss, cfg.optim, cfg.train
+    res = ds.resolution
+    _require(isinstance(res, int) and 32 <= res <= 512 and math.log2(res).is_integer(),
+             f"dataset.resolution={res} must be a power of two from 32 to 512 (e.g. dataset.resolution=64)")
+    _require(ds.channels in (1, 3), f"dataset.channels={ds.channels} must be 1 (grayscale) or 3 (RGB)")
+    _require(isinstance(ds.batch_size, int) and ds.batch_size >= 2,
+             f"dataset.batch_size={ds.batch_size} must be an integer >= 2 (BatchNorm needs a batch)")
+    _require(ds.get("num_workers", 0) >= 0, f"dataset.num_workers={ds.num_workers} must be >= 0")
+    if "root" in ds or OmegaConf.is_missing(ds, "root"):
+        root = None if OmegaConf.is_missing(ds, "root") else ds.root
+        _require(root is not None, "dataset.root is not set: pass dataset.root=DIR (a folder of images)")
+        _require(Path(root).is_dir(), f"dataset.root={root} does not exist or is not a directory; "
+                                      "pass dataset.root=DIR pointing at your images")
+
+    _require(isinstance(train.steps, int) and train.steps >= 1,
+             f"train.steps={train.steps} must be a positive number of generator iterations")
+    _require(isinstance(train.n_critic, int) and train.n_critic >= 1,
+             f"train.n_critic={train.n_critic} must be an integer >= 1")
+    _require(train["update"] in UPDATE_SCHEMES,
+             f"train.update={train['update']!r} must be one of {', '.join(UPDATE_SCHEMES)}")
+    _require(not (train["update"] == "joint" and train.n_critic != 1),
+             "train.update=joint makes one update of E and G together; it needs train.n_critic=1")
+    max_steps = cfg.trainer.get("max_steps", -1)
+    _require(max_steps in (None, -1),
+             f"trainer.max_steps={max_steps} counts every optimizer step (E and G); "
+             "set the training length in generator iterations with train.steps instead")
+
+    _require(model.z_dim >= 2, f"model.z_dim={model.z_dim} must be >= 2 (rho needs at least two entries)")
+    _require(model.kernel_size >= 3, f"model.kernel_size={model.kernel_size} must be >= 3")
+    n = int(math.log2(res)) - 3
+    width = model.bottom_channels
+    _require(width is None or (width >= 2**n and width % 2**n == 0),
+             f"model.bottom_channels={width} must be divisible by 2^{n} at resolution {res} "
+             "(or null for the reference's 8 * resolution)")
+    _require(model.disc_head in ("avg", "linear"),
+             f"model.disc_head={model.disc_head!r} must be 'avg' (the paper's) or 'linear'")
+    _require(0 <= model.ema_decay < 1, f"model.ema_decay={model.ema_decay} must be in [0, 1) (0 turns EMA off)")
+    _require(model.recon_scale > 0, f"model.recon_scale={model.recon_scale} must be > 0")
+
+    for key in ("corr_weight", "gp_weight", "r1_gamma"):
+        if key in loss:
+            _require(loss[key] >= 0, f"loss.{key}={loss[key]} must be >= 0")
+    for key in ("lr_e", "lr_g"):
+        _require(optim[key] > 0, f"optim.{key}={optim[key]} must be > 0")
+
+    for name, logger in (cfg.get("logger") or {}).items():
+        if logger and "TensorBoardLogger" in str(logger.get("_target_", "")):
+            try:
+                import tensorboard  # noqa: F401
+            except ImportError:
+                raise UserError("logger=tensorboard needs the tensorboard package: "
+                                "pip install tensorboard (or pick logger=wandb/csv/none)") from None
+
+
+def check_group_choices(argv: list[str], conf_dir: Path) -> None:
+    """Unknown config-group options (`loss=foo`) fail with one line listing the valid ones.
+
+    Hydra would print a multi-line error and exit 1; users sweep these, so say it plainly.
+    """
+    for arg in argv:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        key, value = arg.split("=", 1)
+        key = key.lstrip("+~")
+        group_dir = conf_dir / key
+        if "." in key or not group_dir.is_dir() or "(" in value:
+            continue
+        options = sorted(p.stem for p in group_dir.glob("*.yaml"))
+        for choice in value.split(","):
+            if choice in ("null", "") or (group_dir / f"{choice}.yaml").is_file():
+                continue
+            print(f"error: unknown {key} {choice!r}; choose one of: {', '.join(options)}",
+                  file=sys.stderr, flush=True)
+            sys.exit(2)

@@ -1,0 +1,3 @@
+from ogan_pl.metrics.encoder import encode_all, mean_correlation, shape_factor_probe
+
+__all__ = ["encode_all", "mean_correlation", "shape_factor_probe"]

@@ -1,0 +1,57 @@
+"""Encoder quality: rho(z, E(G(z))) on fresh noise, and linear probes of known factors from E(x)."""
+import torch
+from torch import Tensor
+
+from ogan_pl.data.shapes import FACTORS
+from ogan_pl.losses import correlation
+
+
+@torch.no_grad()
+def mean_correlation(model, n: int = 1024, batch_size: int = 256, seed: int = 0, use_ema: bool = True) -> float:
+    """Mean rho(z, E(G(z))) over n fresh z ~ N(0, I)."""
+    gen = torch.Generator().manual_seed(seed)
+    total = 0.0
+    for start in range(0, n, batch_size):
+        z = torch.randn(min(batch_size, n - start), model.z_dim, generator=gen)
+        total += correlation(z.to(model.device), model.encode(model.decode(z, use_ema), use_ema)).sum().item()
+    return total / n
+
+
+@torch.no_grad()
+def encode_all(model, images: Tensor, batch_size: int = 256, use_ema: bool = True) -> Tensor:
+    return torch.cat([model.encode(images[i:i + batch_size], use_ema).cpu() for i in range(0, len(images), batch_size)])
+
+
+def _ridge(x_train: Tensor, y_train: Tensor, x_test: Tensor, alpha: float) -> Tensor:
+    mean, std = x_train.mean(0), x_train.std(0).clamp_min(1e-8)
+    add_bias = lambda x: torch.cat([(x - mean) / std, torch.ones(len(x), 1, dtype=x.dtype)], 1)  # noqa: E731
+    a, b = add_bias(x_train), add_bias(x_test)
+    w = torch.linalg.solve(a.T @ a + alpha * len(a) * torch.eye(a.shape[1], dtype=a.dtype), a.T @ y_train)
+    return b @ w
+
+
+def r2_score(pred: Tensor, target: Tensor) -> Tensor:
+    """Per-column coefficient of determination."""
+    return 1 - (pred - target).pow(2).sum(0) / (target - target.mean(0)).pow(2).sum(0)
+
+
+def shape_factor_probe(codes_train: Tensor, factors_train: Tensor, codes_test: Tensor, factors_test: Tensor,
+                       alpha: float = 1e-3) -> dict[str, float]:
+    """Linear probes on the shapes dataset, fit on one split and scored on another.
+
+    R^2 for x, y, scale and hue (as the point (cos 2 pi h, sin 2 pi h): hue is circular), accuracy
+    of a least-squares linear classifier for the shape type. Rotation is left out: the shapes'
+    symmetries make it ambiguous.
+    """
+    def targets(f: Tensor) -> Tensor:
+        col = {name: f[:, i].double() for i, name in enumerate(FACTORS)}
+        hue = 2 * torch.pi * col["hue"]
+        onehot = torch.nn.functional.one_hot(col["shape"].long(), 3).double()
+        return torch.cat([torch.stack([col["x"], col["y"], col["scale"], hue.cos(), hue.sin()], 1), onehot], 1)
+
+    pred = _ridge(codes_train.double(), targets(factors_train), codes_test.double(), alpha)
+    want = targets(factors_test)
+    r2 = r2_score(pred[:, :5], want[:, :5])
+    accuracy = (pred[:, 5:].argmax(1) == want[:, 5:].argmax(1)).double().mean()
+    return {"probe/x_r2": r2[0].item(), "probe/y_r2": r2[1].item(), "probe/scale_r2": r2[2].item(),
+            "probe/hue_r2": r2[3:5].mean().item(), "probe/shape_accuracy": accuracy.item()}

@@ -1,0 +1,150 @@
+"""train.py and evaluate.py end to end, run as a user runs them (subprocess, CPU, tiny configs)."""
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+from PIL import Image
+
+TINY = ["model.bottom_channels=32", "model.z_dim=16", "dataset.batch_size=8", "dataset.size=64",
+        "dataset.holdout_size=16", "train.steps=4", "callbacks.images.every_n_steps=2",
+        "callbacks.checkpoint.every_n_steps=2", "trainer.log_every_n_steps=1"]
+
+
+def read_csv_metrics(run: Path) -> list[dict]:
+    (path,) = run.glob("csv/version_*/metrics.csv")
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_train_default_logger_writes_checkpoints_grids_and_offline_wandb(run_script, tmp_path):
+    run_script("train.py", *TINY, "hydra.run.dir=run")
+    run = tmp_path / "run"
+    ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert ckpts == ["giter_0000002.ckpt", "giter_0000004.ckpt", "last.ckpt"]
+    for name in ("samples", "reconstructions", "interpolations"):
+        for step in (2, 4):
+            assert (run / "images" / f"{name}_{step:07d}.png").is_file()
+    assert Image.open(run / "images" / "samples_0000004.png").size == (8 * 34 + 2, 8 * 34 + 2)
+    resolved = (run / "config.yaml").read_text()
+    assert "${" not in resolved and "steps: 4" in resolved
+    (wandb_run,) = (run / "wandb").glob("offline-run-*")
+    assert list(wandb_run.glob("*.wandb")), "no offline W&B run file"
+    media = list(wandb_run.glob("files/media/images/images/*.png"))
+    assert len(media) >= 6, media  # 3 grids x 2 intervals logged with log_image
+
+
+@pytest.mark.parametrize("overrides", [
+    ["loss=hinge"], ["loss=wgan_gp"], ["loss=nsgan", "loss.r1_gamma=1.0"], ["loss=lsgan"],
+    ["model=dcgan_sm"], ["model.disc_head=linear", "optim=adam"], ["train.update=joint"],
+    ["train.n_critic=2", "model.ema_decay=0"],
+], ids=lambda o: ",".join(o))
+def test_train_variants(run_script, tmp_path, overrides):
+    run_script("train.py", *TINY, "logger=csv", "hydra.run.dir=run", *overrides)
+    run = tmp_path / "run"
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    rows = read_csv_metrics(run)
+    loss_key = "train/loss" if "train.update=joint" in overrides else "train/loss_e"
+    values = [float(r[loss_key]) for r in rows if r.get(loss_key)]
+    assert len(values) == 4 and all(math.isfinite(v) for v in values)
+    assert sorted({int(r["step"]) for r in rows if r.get(loss_key)}) == [1, 2, 3, 4]
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    per_iter = 1 if "train.update=joint" in overrides else (3 if "train.n_critic=2" in overrides else 2)
+    assert ckpt["ogan"]["g_iter"] == 4 and ckpt["global_step"] == 4 * per_iter
+    assert ckpt["ogan"]["images_seen"] == 4 * 8 * (2 if "train.n_critic=2" in overrides else 1)
+    assert any(k.startswith("G_ema.") for k in ckpt["state_dict"]) == ("model.ema_decay=0" not in overrides)
+
+
+def test_resume_restores_counter_ema_and_optimizer_state(run_script, tmp_path):
+    run_script("train.py", *TINY, "logger=none", "train.steps=2", "hydra.run.dir=first")
+    ckpt_path = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    saved = torch.load(ckpt_path, weights_only=True)
+    record = tmp_path / "state_at_start.pt"
+    run_script("train.py", *TINY, "logger=csv", "hydra.run.dir=second", f"ckpt_path={ckpt_path}",
+               "+callbacks.record._target_=tests.helpers.RecordStateAtStart", f"+callbacks.record.path={record}")
+    restored = torch.load(record, weights_only=True)
+    assert restored["g_iter"] == saved["ogan"]["g_iter"] == 2
+    assert restored["images_seen"] == saved["ogan"]["images_seen"]
+    assert restored["global_step"] == saved["global_step"] == 4
+    ema_keys = [k for k in saved["state_dict"] if "_ema." in k]
+    assert ema_keys
+    for key, value in saved["state_dict"].items():
+        assert torch.equal(restored["state_dict"][key], value), key
+    for got, want in zip(restored["optimizer_states"], saved["optimizer_states"]):
+        for pid, state in want["state"].items():
+            for name, tensor in state.items():
+                assert torch.equal(torch.as_tensor(got["state"][pid][name]), torch.as_tensor(tensor)), (pid, name)
+    final = torch.load(tmp_path / "second" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert final["ogan"]["g_iter"] == 4 and final["global_step"] == 8
+    steps = sorted({int(r["step"]) for r in read_csv_metrics(tmp_path / "second") if r.get("train/loss_e")})
+    assert steps == [3, 4]  # the x-axis continues from the saved generator iteration
+
+
+def test_evaluate_reproduces_the_training_grids(run_script, tmp_path):
+    run_script("train.py", *TINY, "logger=none", "hydra.run.dir=run")
+    proc = run_script("evaluate.py", "ckpt=run/checkpoints/last.ckpt", "hydra.run.dir=eval")
+    assert "samples:" in proc.stdout
+    for name in ("samples", "reconstructions", "interpolations"):
+        from_eval = np.asarray(Image.open(tmp_path / "eval" / f"{name}.png"))
+        from_train = np.asarray(Image.open(tmp_path / "run" / "images" / f"{name}_0000004.png"))
+        assert np.array_equal(from_eval, from_train), name
+
+
+def test_multirun_gives_one_wandb_run_per_job(run_script, tmp_path):
+    run_script("train.py", "-m", *TINY, "train.steps=2", "loss.corr_weight=0,0.5", "hydra.sweep.dir=sweep")
+    runs = sorted((tmp_path / "sweep").glob("*/wandb/offline-run-*"))
+    assert len(runs) == 2
+    weights = [OmegaConf.load(tmp_path / "sweep" / str(i) / "config.yaml").loss.corr_weight for i in (0, 1)]
+    assert weights == [0, 0.5]
+
+
+@pytest.mark.parametrize("script,args,message", [
+    ("train.py", ["dataset.resolution=48"], "dataset.resolution=48 must be a power of two"),
+    ("train.py", ["loss=foo"], "unknown loss 'foo'; choose one of: gan_qp, hinge, lsgan, nsgan, wgan_gp"),
+    ("train.py", ["loss.corr_weight=-1"], "loss.corr_weight=-1"),
+    ("train.py", ["dataset=image_folder"], "dataset.root is not set"),
+    ("train.py", ["dataset=image_folder", "dataset.root=/no/such/dir"], "dataset.root=/no/such/dir does not exist"),
+    ("train.py", ["trainer.max_steps=100"], "set the training length in generator iterations with train.steps"),
+    ("train.py", ["train.update=both"], "train.update='both' must be one of"),
+    ("evaluate.py", [], "pass ckpt=PATH"),
+    ("evaluate.py", ["ckpt=missing.ckpt"], "checkpoint missing.ckpt not found"),
+])
+def test_bad_input_is_one_line_and_exit_code_2(run_script, script, args, message):
+    proc = run_script(script, *args, "hydra.run.dir=run", check=False, timeout=60)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    assert lines[-1].startswith("error: ") and message in lines[-1], proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+
+
+def test_corrupt_checkpoint_is_one_line_error(run_script, tmp_path):
+    (tmp_path / "broken.ckpt").write_bytes(b"\x80\x04not really a checkpoint")
+    proc = run_script("evaluate.py", "ckpt=broken.ckpt", "hydra.run.dir=run", check=False, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: cannot read checkpoint broken.ckpt")
+
+
+def test_checkpoint_with_pickle_payload_is_refused_and_does_not_run(run_script, tmp_path):
+    import os
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'PWNED'}",))
+
+    torch.save({"state_dict": {}, "hyper_parameters": {"x": Payload()}}, tmp_path / "evil.ckpt")
+    proc = run_script("evaluate.py", "ckpt=evil.ckpt", "hydra.run.dir=run", check=False, timeout=60)
+    assert proc.returncode == 2 and not (tmp_path / "PWNED").exists()
+    assert "refusing to load evil.ckpt: it asks to import posix.system" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_checkpoint_config_with_foreign_target_is_refused(run_script, tmp_path):
+    run_script("train.py", *TINY, "logger=none", "train.steps=2", "hydra.run.dir=run")
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    ckpt["hyper_parameters"]["config"]["model"]["encoder"] = {"_target_": "os.system", "command": "touch PWNED"}
+    torch.save(ckpt, tmp_path / "foreign.ckpt")
+    proc = run_script("evaluate.py", "ckpt=foreign.ckpt", "hydra.run.dir=ev", check=False, timeout=60)
+    assert proc.returncode == 2 and not (tmp_path / "PWNED").exists()
+    assert "refusing to instantiate 'os.system' at model.encoder" in proc.stderr

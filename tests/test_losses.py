@@ -1,0 +1,173 @@
+"""The O-GAN math against independent NumPy computations."""
+import numpy as np
+import pytest
+import torch
+
+from ogan_pl.losses import GANQP, LSGAN, NSGAN, WGANGP, Hinge, correlation, standardize
+
+
+def numpy_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.array([np.corrcoef(x, y)[0, 1] for x, y in zip(a, b)])
+
+
+def test_correlation_equals_numpy_pearson():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(16, 32)), rng.normal(size=(16, 32))
+    b[:4] = a[:4] * 2 + rng.normal(size=(4, 32)) * 0.1  # some strongly correlated rows
+    got = correlation(torch.tensor(a), torch.tensor(b)).numpy()
+    np.testing.assert_allclose(got, numpy_pearson(a, b), rtol=1e-5, atol=1e-6)
+    assert got[:4].min() > 0.9
+
+
+def test_correlation_is_cos_of_standardized_vectors():
+    a, b = torch.randn(8, 20), torch.randn(8, 20)
+    cos = torch.nn.functional.cosine_similarity(standardize(a), standardize(b), dim=-1)
+    torch.testing.assert_close(correlation(a, b), cos, rtol=1e-5, atol=1e-6)
+
+
+def test_correlation_invariant_to_per_sample_affine_maps():
+    a, b = torch.randn(8, 20), torch.randn(8, 20)
+    scale_a, shift_a = torch.rand(8, 1) * 5 + 0.1, torch.randn(8, 1) * 3
+    scale_b, shift_b = torch.rand(8, 1) * 5 + 0.1, torch.randn(8, 1) * 3
+    base = correlation(a, b)
+    torch.testing.assert_close(correlation(a * scale_a + shift_a, b), base, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(correlation(a, b * scale_b + shift_b), base, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(correlation(-a, b), -base, rtol=1e-5, atol=1e-6)
+
+
+def test_correlation_safe_for_constant_vectors():
+    a = torch.full((3, 10), 2.5, requires_grad=True)
+    b = torch.randn(3, 10, requires_grad=True)
+    rho = correlation(a, b)
+    assert torch.equal(rho.detach(), torch.zeros(3))
+    rho.sum().backward()
+    assert torch.isfinite(a.grad).all() and torch.isfinite(b.grad).all()
+
+
+def test_standardize_matches_numpy_biased_std():
+    v = np.random.default_rng(1).normal(3, 2, size=(5, 40))
+    expected = (v - v.mean(1, keepdims=True)) / v.std(1, keepdims=True)  # np.std is biased
+    np.testing.assert_allclose(standardize(torch.tensor(v)).numpy(), expected, rtol=1e-4, atol=1e-5)
+
+
+def gan_qp_numpy(e_real, e_fake, x_real, x_fake, z, lam):
+    """OGAN.md, transcribed: t_i, qp_i, L_E, L_G with avg = mean over the code."""
+    t = e_real.mean(1) - e_fake.mean(1)
+    qp = t**2 / (4 * ((x_real - x_fake) ** 2).reshape(len(t), -1).mean(1))
+    rho = numpy_pearson(z, e_fake)
+    return np.mean(t + qp - lam * rho), np.mean(e_fake.mean(1) - lam * rho)
+
+
+def test_gan_qp_losses_equal_numpy_transcription():
+    rng = np.random.default_rng(2)
+    e_real, e_fake, z = (rng.normal(size=(6, 16)) for _ in range(3))
+    x_real, x_fake = rng.uniform(-1, 1, size=(6, 3, 4, 4)), rng.uniform(-1, 1, size=(6, 3, 4, 4))
+    loss = GANQP(corr_weight=0.7)
+    T = torch.tensor
+    d_real, d_fake = T(e_real).mean(1), T(e_fake).mean(1)
+    rho = correlation(T(z), T(e_fake))
+    penalty = loss.penalty(None, T(x_real), T(x_fake), d_real, d_fake)
+    l_e, _ = loss.encoder_loss(d_real, d_fake, rho, penalty)
+    l_g, _ = loss.generator_loss(d_fake, rho)
+    want_e, want_g = gan_qp_numpy(e_real, e_fake, x_real, x_fake, z, 0.7)
+    assert l_e.item() == pytest.approx(want_e, rel=1e-6)
+    assert l_g.item() == pytest.approx(want_g, rel=1e-6)
+
+
+def test_module_objectives_equal_numpy_transcription(make_model):
+    """The training step's own E and G losses, on a real (tiny) E and G, against NumPy."""
+    model = make_model()
+    x = torch.rand(8, 3, 32, 32) * 2 - 1
+    z = torch.randn(8, model.z_dim)
+    l_e, _ = model.encoder_objective(x, z)
+    l_g, _ = model.generator_objective(z)
+    with torch.no_grad():  # same train-mode forward passes, done independently
+        fake = model.G(z)
+        e_real, e_fake = model.E(x).double().numpy(), model.E(fake).double().numpy()
+    want_e, want_g = gan_qp_numpy(e_real, e_fake, x.double().numpy(), fake.double().numpy(), z.double().numpy(), 0.5)
+    assert l_e.item() == pytest.approx(want_e, rel=1e-4)
+    assert l_g.item() == pytest.approx(want_g, rel=1e-4)
+
+
+def _grads(module, loss):
+    params = [p for p in module.parameters() if p.requires_grad]
+    return torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+
+
+def test_joint_t2_term_sends_no_gradient_to_encoder(make_model):
+    model = make_model(**{"train.update": "joint"})
+    z = torch.randn(8, model.z_dim)
+    fake = model.G(z)
+    d_fake, d_fake_ng = model.discriminate(fake), model.discriminate(fake.detach())
+    t2 = (model.objective.h(d_fake) - model.objective.h(d_fake_ng)).mean()
+    assert t2.item() == 0.0
+    e_grads = [g for g in _grads(model.E, t2) if g is not None]
+    assert e_grads and all(torch.count_nonzero(g) == 0 for g in e_grads)
+    g_grads = _grads(model.G, t2)
+    assert sum(g.abs().sum() for g in g_grads if g is not None) > 0
+
+
+def test_joint_gradients_are_the_sum_of_the_alternating_ones(make_model):
+    """Reference joint loss: E gets the E-step gradient and G gets the G-step gradient, exactly.
+
+    In float64: t2's two E-gradients cancel exactly in value, but in float32 the rounding of the
+    cancellation leaves ~1e-6 noise on small gradients.
+    """
+    model = make_model(**{"train.update": "joint"}).double()
+    x, z = (torch.rand(8, 3, 32, 32) * 2 - 1).double(), torch.randn(8, model.z_dim).double()
+    joint, _ = model.joint_objective(x, z)
+    joint_e, joint_g = _grads(model.E, joint), _grads(model.G, joint)
+    e_loss, _ = model.encoder_objective(x, z)
+    g_loss, _ = model.generator_objective(z)
+    for a, b in zip(joint_e, _grads(model.E, e_loss)):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    for a, b in zip(joint_g, _grads(model.G, g_loss)):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("loss_cls", [GANQP, Hinge, WGANGP, NSGAN, LSGAN])
+def test_every_loss_has_the_correlation_term(loss_cls):
+    d = torch.randn(4)
+    rho = torch.rand(4)
+    without = loss_cls(corr_weight=0.0)
+    with_term = loss_cls(corr_weight=0.5)
+    zero = torch.zeros(4)
+    diff_e = with_term.encoder_loss(d, d, rho, zero)[0] - without.encoder_loss(d, d, rho, zero)[0]
+    diff_g = with_term.generator_loss(d, rho)[0] - without.generator_loss(d, rho)[0]
+    assert diff_e.item() == pytest.approx(-0.5 * rho.mean().item(), rel=1e-5)
+    assert diff_g.item() == pytest.approx(-0.5 * rho.mean().item(), rel=1e-5)
+
+
+def test_standard_loss_formulas():
+    d_real, d_fake = torch.tensor([0.3, -1.2]), torch.tensor([2.0, -0.5])
+    sp = torch.nn.functional.softplus
+    torch.testing.assert_close(Hinge().f(d_real) + Hinge().g(d_fake), torch.relu(1 - d_real) + torch.relu(1 + d_fake))
+    torch.testing.assert_close(NSGAN().f(d_real) + NSGAN().g(d_fake), -torch.log(torch.sigmoid(d_real))
+                               - torch.log(1 - torch.sigmoid(d_fake)))
+    torch.testing.assert_close(NSGAN().h(d_fake), sp(-d_fake))
+    torch.testing.assert_close(LSGAN().f(d_real) + LSGAN().g(d_fake), 0.5 * (d_real - 1) ** 2 + 0.5 * d_fake**2)
+    torch.testing.assert_close(WGANGP().f(d_real) + WGANGP().g(d_fake), d_fake - d_real)
+
+
+def test_wgan_gp_penalty_of_a_linear_critic():
+    """D(x) = <w, x>: the gradient is w everywhere, so the penalty is 10 (||w|| - 1)^2 exactly."""
+    w = torch.randn(3 * 4 * 4)
+    disc = lambda x: x.flatten(1) @ w  # noqa: E731
+    x_real, x_fake = torch.randn(5, 3, 4, 4), torch.randn(5, 3, 4, 4)
+    pen = WGANGP(gp_weight=10).penalty(disc, x_real, x_fake, disc(x_real), disc(x_fake))
+    torch.testing.assert_close(pen, torch.full((5,), 10 * (w.norm().item() - 1) ** 2), rtol=1e-5, atol=1e-5)
+
+
+def test_r1_penalty_of_a_quadratic_critic():
+    """D(x) = 0.5 ||x||^2: grad = x, so R1 = gamma/2 ||x||^2."""
+    x = torch.randn(4, 3, 4, 4).requires_grad_(True)
+    d_real = 0.5 * x.flatten(1).pow(2).sum(1)
+    loss = NSGAN(r1_gamma=2.0)
+    assert loss.requires_real_grad
+    torch.testing.assert_close(loss.penalty(None, x, x, d_real, d_real), x.detach().flatten(1).pow(2).sum(1))
+
+
+def test_negative_weights_rejected():
+    for make in (lambda: GANQP(corr_weight=-1), lambda: WGANGP(gp_weight=-1), lambda: NSGAN(r1_gamma=-0.1)):
+        with pytest.raises(ValueError):
+            make()

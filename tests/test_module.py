@@ -1,0 +1,120 @@
+"""The LightningModule: update isolation inside a real Trainer, the inference API, loading."""
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from ogan_pl import OGAN
+from ogan_pl.data import ShapesDataModule
+from ogan_pl.losses import standardize
+
+
+def snapshot(module):
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def same(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+class UpdateIsolation(pl.Callback):
+    """Checks around every optimizer step that E's step leaves G alone and G's step leaves E alone."""
+
+    def __init__(self):
+        self.checked = {"e": 0, "g": 0}
+
+    def on_train_start(self, trainer, model):
+        opt_e, opt_g = trainer.optimizers
+        state = {}
+
+        def e_pre(opt, *_):
+            state["g"], state["e"] = snapshot(model.G), snapshot(model.E)
+
+        def e_post(opt, *_):
+            assert same(state["g"], snapshot(model.G)), "the E step changed G"
+            assert not same(state["e"], snapshot(model.E)), "the E step did not change E"
+            state["e_grads"] = [p.grad.clone() for p in model.E.parameters()]
+            self.checked["e"] += 1
+
+        def g_pre(opt, *_):
+            state["e"], state["g"] = snapshot(model.E), snapshot(model.G)
+            # the G backward built no E weight gradients: they are still those of the E step
+            assert same(state["e_grads"], [p.grad for p in model.E.parameters()]), "the G step touched E's grads"
+
+        def g_post(opt, *_):
+            assert same(state["e"], snapshot(model.E)), "the G step changed E"
+            assert not same(state["g"], snapshot(model.G)), "the G step did not change G"
+            self.checked["g"] += 1
+
+        opt_e.register_step_pre_hook(e_pre)
+        opt_e.register_step_post_hook(e_post)
+        opt_g.register_step_pre_hook(g_pre)
+        opt_g.register_step_post_hook(g_post)
+
+
+    def on_train_batch_end(self, trainer, model, outputs, batch, batch_idx):
+        assert all(p.requires_grad for p in model.E.parameters()), "E left frozen after the G step"
+
+
+def tiny_trainer(steps_per_iter: int, iters: int, callbacks=()) -> pl.Trainer:
+    return pl.Trainer(accelerator="cpu", max_steps=iters * steps_per_iter, logger=False, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False, callbacks=list(callbacks))
+
+
+def tiny_data(**kwargs) -> ShapesDataModule:
+    return ShapesDataModule(size=64, resolution=32, batch_size=8, holdout_size=16, **kwargs)
+
+
+def test_e_and_g_steps_only_move_their_own_network(make_model):
+    model = make_model(**{"train.n_critic": 2})
+    probe = UpdateIsolation()
+    tiny_trainer(3, 3, [probe]).fit(model, datamodule=tiny_data(batches_per_step=2))
+    assert probe.checked == {"e": 6, "g": 3}
+    assert model.g_iter == 3 and model.images_seen == 3 * 16
+
+
+def test_ema_tracks_the_live_weights(make_model):
+    model = make_model()
+    initial = snapshot(model.G_ema.module)
+    tiny_trainer(2, 3).fit(model, datamodule=tiny_data())
+    ema, live = snapshot(model.G_ema.module), snapshot(model.G)
+    assert not same(ema, initial) and not same(ema, live)
+    # after 3 updates with warm-up decays 2/11, 3/12, 4/13 the EMA sits between init and live
+    assert all(torch.allclose(e, i, atol=1) for e, i in zip(ema, initial))
+
+
+def test_inference_api(make_model):
+    model = make_model()
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    code = model.encode(x)
+    assert code.shape == (4, model.z_dim)
+    torch.testing.assert_close(model.reconstruct(x), model.decode(0.9 * standardize(code)))
+    recon = model.reconstruct(x)
+    assert recon.shape == x.shape and recon.abs().max() <= 1
+    path = model.interpolate(x[:2], x[2:], steps=5)
+    assert path.shape == (2, 5, 3, 32, 32)
+    torch.testing.assert_close(path[:, 0], recon[:2], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(path[:, -1], recon[2:], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(model.sample(3, seed=7), model.sample(3, seed=7))
+    assert not torch.allclose(model.sample(3, seed=7), model.sample(3, seed=8))
+    assert model.training and model.G.training  # inference left the live nets in train mode
+
+
+def test_inference_uses_ema_by_default(make_model):
+    model = make_model()
+    with torch.no_grad():
+        for p in model.G.parameters():
+            p.add_(0.05)
+    z = torch.randn(2, model.z_dim)
+    torch.testing.assert_close(model.decode(z), model.G_ema.module(z))
+    assert not torch.allclose(model.decode(z), model.decode(z, use_ema=False))
+
+
+def test_load_from_checkpoint_needs_no_arguments(make_model, tmp_path):
+    model = make_model()
+    trainer = tiny_trainer(2, 2)
+    trainer.fit(model, datamodule=tiny_data())
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    loaded = OGAN.load_from_checkpoint(tmp_path / "m.ckpt")
+    assert loaded.g_iter == 2
+    z = torch.randn(3, model.z_dim)
+    torch.testing.assert_close(loaded.decode(z), model.decode(z))
