@@ -17,3 +17,43 @@ class RecordStateAtStart(pl.Callback):
             "state_dict": {k: v.clone() for k, v in pl_module.state_dict().items()},
             "optimizer_states": [opt.state_dict() for opt in trainer.optimizers],
         }, self.path)
+
+
+def read_wandb_history(run_file) -> list[dict]:
+    """History rows of an offline W&B run (`run-*.wandb`): a 7-byte header, then a LevelDB-style
+    log of 32 KiB blocks whose chunks (checksum 4, length 2, type 1) hold protobuf Records."""
+    import json
+    from pathlib import Path
+
+    from wandb.proto import wandb_internal_pb2
+
+    data, block, pos = Path(run_file).read_bytes(), 32768, 7
+    assert data[:4] == b":W&B", "not a W&B run file"
+    records, pending = [], b""
+    while pos + 7 <= len(data):
+        left = block - pos % block
+        if left < 7:  # block trailer padding
+            pos += left
+            continue
+        length, kind = int.from_bytes(data[pos + 4:pos + 6], "little"), data[pos + 6]
+        if kind == 0:  # zero padding up to the next block
+            pos += left
+            continue
+        chunk = data[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind == 1:
+            records.append(chunk)
+        elif kind == 2:
+            pending = chunk
+        elif kind == 3:
+            pending += chunk
+        elif kind == 4:
+            records.append(pending + chunk)
+    rows = []
+    for raw in records:
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(raw)
+        if record.WhichOneof("record_type") == "history":
+            rows.append({(item.key or "/".join(item.nested_key)): json.loads(item.value_json)
+                         for item in record.history.item})
+    return rows

@@ -9,6 +9,8 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
+from tests.helpers import read_wandb_history
+
 TINY = ["model.bottom_channels=32", "model.z_dim=16", "dataset.batch_size=8", "dataset.size=64",
         "dataset.holdout_size=16", "train.steps=4", "callbacks.images.every_n_steps=2",
         "callbacks.checkpoint.every_n_steps=2", "trainer.log_every_n_steps=1"]
@@ -18,6 +20,11 @@ def read_csv_metrics(run: Path) -> list[dict]:
     (path,) = run.glob("csv/version_*/metrics.csv")
     with open(path) as f:
         return list(csv.DictReader(f))
+
+
+def wandb_history(run: Path) -> list[dict]:
+    (run_file,) = run.glob("wandb/offline-run-*/run-*.wandb")
+    return read_wandb_history(run_file)
 
 
 def test_train_default_logger_writes_checkpoints_grids_and_offline_wandb(run_script, tmp_path):
@@ -34,7 +41,9 @@ def test_train_default_logger_writes_checkpoints_grids_and_offline_wandb(run_scr
     (wandb_run,) = (run / "wandb").glob("offline-run-*")
     assert list(wandb_run.glob("*.wandb")), "no offline W&B run file"
     media = list(wandb_run.glob("files/media/images/images/*.png"))
-    assert len(media) >= 6, media  # 3 grids x 2 intervals logged with log_image
+    assert len(media) == 6, media  # 3 grids x 2 intervals logged with log_image
+    image_steps = [r["trainer/global_step"] for r in wandb_history(run) if "images/samples/filenames" in r]
+    assert image_steps == [2, 4]
 
 
 @pytest.mark.parametrize("overrides", [
@@ -43,19 +52,33 @@ def test_train_default_logger_writes_checkpoints_grids_and_offline_wandb(run_scr
     ["train.n_critic=2", "model.ema_decay=0"],
 ], ids=lambda o: ",".join(o))
 def test_train_variants(run_script, tmp_path, overrides):
-    run_script("train.py", *TINY, "logger=csv", "hydra.run.dir=run", *overrides)
+    """Each loss, model and update scheme end to end: checkpoint, grids, and an offline W&B run."""
+    run_script("train.py", *TINY, "hydra.run.dir=run", *overrides)
     run = tmp_path / "run"
     assert (run / "checkpoints" / "last.ckpt").is_file()
-    rows = read_csv_metrics(run)
+    assert len(list((run / "images").glob("*_0000004.png"))) == 3
+    history = wandb_history(run)
     loss_key = "train/loss" if "train.update=joint" in overrides else "train/loss_e"
-    values = [float(r[loss_key]) for r in rows if r.get(loss_key)]
-    assert len(values) == 4 and all(math.isfinite(v) for v in values)
-    assert sorted({int(r["step"]) for r in rows if r.get(loss_key)}) == [1, 2, 3, 4]
+    rows = [r for r in history if loss_key in r]
+    assert [r["trainer/global_step"] for r in rows] == [1, 2, 3, 4]  # x-axis: generator iterations
+    for row in rows:
+        for key in ("train/rho", "train/d_real", "train/d_fake", "train/penalty", "progress/kimg"):
+            assert math.isfinite(row[key]), key
+        assert math.isfinite(row[loss_key])
+    assert rows[-1]["progress/kimg"] == pytest.approx(4 * 8 * (2 if "train.n_critic=2" in overrides else 1) / 1000)
+    assert any("images/samples/filenames" in r for r in history)
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     per_iter = 1 if "train.update=joint" in overrides else (3 if "train.n_critic=2" in overrides else 2)
     assert ckpt["ogan"]["g_iter"] == 4 and ckpt["global_step"] == 4 * per_iter
     assert ckpt["ogan"]["images_seen"] == 4 * 8 * (2 if "train.n_critic=2" in overrides else 1)
     assert any(k.startswith("G_ema.") for k in ckpt["state_dict"]) == ("model.ema_decay=0" not in overrides)
+
+
+def test_csv_logger_uses_generator_iterations(run_script, tmp_path):
+    run_script("train.py", *TINY, "logger=csv", "hydra.run.dir=run")
+    rows = [r for r in read_csv_metrics(tmp_path / "run") if r.get("train/loss_e")]
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+    assert all(math.isfinite(float(r["train/loss_g"])) for r in rows)
 
 
 def test_resume_restores_counter_ema_and_optimizer_state(run_script, tmp_path):
@@ -148,3 +171,31 @@ def test_checkpoint_config_with_foreign_target_is_refused(run_script, tmp_path):
     proc = run_script("evaluate.py", "ckpt=foreign.ckpt", "hydra.run.dir=ev", check=False, timeout=60)
     assert proc.returncode == 2 and not (tmp_path / "PWNED").exists()
     assert "refusing to instantiate 'os.system' at model.encoder" in proc.stderr
+
+
+def test_empty_image_folder_is_one_line_error(run_script, tmp_path):
+    (tmp_path / "empty").mkdir()
+    proc = run_script("train.py", "dataset=image_folder", f"dataset.root={tmp_path / 'empty'}", "hydra.run.dir=run",
+                      check=False, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "no images" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_train_on_an_image_folder(run_script, tmp_path):
+    from tests.test_data import write_images
+
+    write_images(tmp_path / "imgs")
+    run_script("train.py", *TINY[:2], "dataset=image_folder", f"dataset.root={tmp_path / 'imgs'}",
+               "dataset.resolution=32", "dataset.batch_size=4", "dataset.num_workers=2", "train.steps=2",
+               "callbacks.images.every_n_steps=2", "logger=none", "hydra.run.dir=run")
+    assert (tmp_path / "run" / "images" / "reconstructions_0000002.png").is_file()
+
+
+def test_missing_tensorboard_is_one_line_error(run_script):
+    try:
+        import tensorboard  # noqa: F401
+        pytest.skip("tensorboard is installed, so logger=tensorboard works")
+    except ImportError:
+        pass
+    proc = run_script("train.py", "logger=tensorboard", "hydra.run.dir=run", check=False, timeout=60)
+    assert proc.returncode == 2 and "needs the tensorboard package" in proc.stderr.strip().splitlines()[-1]

@@ -3,16 +3,27 @@ import os
 from pathlib import Path
 
 import pytorch_lightning as pl
-from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+import torch
+from pytorch_lightning.plugins import TorchCheckpointIO
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write to a temporary name, then rename: a kill mid-save never leaves a corrupt checkpoint."""
+    """Write `.NAME.tmp` beside the target, fsync, then rename: a kill mid-save never corrupts a checkpoint.
+
+    Lightning's own save stages the file in the system temp dir and moves it, which is a copy (not
+    atomic) when that dir and the run dir are on different filesystems, as on most clusters.
+    """
 
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        if "://" in str(path):  # remote storage: keep Lightning's fsspec path
+            return super().save_checkpoint(checkpoint, path, storage_options)
         path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
-        super().save_checkpoint(checkpoint, tmp, storage_options)
+        with open(tmp, "wb") as f:
+            torch.save(checkpoint, f)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
 
 

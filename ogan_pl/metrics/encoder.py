@@ -55,3 +55,17 @@ def shape_factor_probe(codes_train: Tensor, factors_train: Tensor, codes_test: T
     accuracy = (pred[:, 5:].argmax(1) == want[:, 5:].argmax(1)).double().mean()
     return {"probe/x_r2": r2[0].item(), "probe/y_r2": r2[1].item(), "probe/scale_r2": r2[2].item(),
             "probe/hue_r2": r2[3:5].mean().item(), "probe/shape_accuracy": accuracy.item()}
+
+
+@torch.no_grad()
+def reconstruction_error(model, images: Tensor, batch_size: int = 256, use_ema: bool = True) -> dict[str, float]:
+    """MSE of x vs G(s N(E(x))), and vs the reconstruction of a different image (x rolled by one).
+
+    Their ratio measures how specific a reconstruction is to its input: 1 when E(x) carries no
+    information about x (however good G's images are), near 0 for a faithful encoder.
+    """
+    recon = torch.cat([model.reconstruct(images[i:i + batch_size], use_ema).cpu()
+                       for i in range(0, len(images), batch_size)])
+    own = (recon - images).pow(2).mean().item()
+    other = (recon.roll(1, dims=0) - images).pow(2).mean().item()
+    return {"recon/mse": own, "recon/mse_other": other, "recon/specificity_ratio": own / other}
