@@ -28,9 +28,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class GeneratorStepCheckpoint(pl.Callback):
-    """`giter_XXXXXXX.ckpt` every `every_n_steps` generator iterations, and `last.ckpt` with each
-    save and at the end. A checkpoint holds G, E, their EMA copies, the optimizer states, the
-    resolved config and the generator-iteration counter."""
+    """`giter_NNNNNNN.ckpt` (7-digit iteration) every `every_n_steps` generator iterations, and
+    `last.ckpt` with each save and at the end. A checkpoint holds G, E, their EMA copies, the
+    optimizer states, the resolved config and the generator-iteration counter."""
 
     def __init__(self, dirpath: str, every_n_steps: int = 1000, save_last: bool = True):
         if every_n_steps < 1:
