@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping
 
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -45,6 +46,17 @@ def check_targets(node: Any, name: str = "") -> None:
                 f"{', '.join(ALLOWED_TARGET_PREFIXES)} are allowed in a model config")
 
 
+def instantiate_or_explain(node: Any, *args, **kwargs) -> Any:
+    """hydra.utils.instantiate, re-raising a UserError from the target's constructor as itself,
+    so it prints as one line instead of Hydra's multi-line wrapper."""
+    try:
+        return instantiate(node, *args, **kwargs)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, UserError):
+            raise err.__cause__ from None
+        raise
+
+
 def safe_instantiate(node: Any, *args, name: str = "", **kwargs) -> Any:
     """hydra.utils.instantiate, but only of allow-listed targets (configs can come from checkpoints).
 
@@ -53,7 +65,7 @@ def safe_instantiate(node: Any, *args, name: str = "", **kwargs) -> Any:
     if isinstance(node, DictConfig):
         node = OmegaConf.to_container(node, resolve=True)
     check_targets(node, name)
-    return instantiate(node, *args, **kwargs)
+    return instantiate_or_explain(node, *args, **kwargs)
 
 
 def optimizer_steps_per_iteration(train_cfg: Mapping) -> int:

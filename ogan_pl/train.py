@@ -3,10 +3,10 @@ import logging
 from pathlib import Path
 
 import pytorch_lightning as pl
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from ogan_pl.config import optimizer_steps_per_iteration, validate
+from ogan_pl.callbacks import GeneratorStepCheckpoint
+from ogan_pl.config import instantiate_or_explain, optimizer_steps_per_iteration, validate
 from ogan_pl.module import OGAN
 
 log = logging.getLogger(__name__)
@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 def instantiate_group(group: DictConfig | None) -> list:
     """Instantiate every entry of a group such as `callbacks` or `logger` that has a _target_."""
-    return [instantiate(node) for node in (group or {}).values() if node and "_target_" in node]
+    return [instantiate_or_explain(node) for node in (group or {}).values() if node and "_target_" in node]
 
 
 def finish_wandb() -> None:
@@ -33,12 +33,15 @@ def train(cfg: DictConfig) -> dict:
     pl.seed_everything(cfg.seed, workers=True)
 
     n_critic = cfg.train.n_critic if cfg.train["update"] == "alternating" else 1
-    datamodule = instantiate(cfg.dataset, batches_per_step=n_critic)
+    datamodule = instantiate_or_explain(cfg.dataset, batches_per_step=n_critic)
     datamodule.setup("fit")  # bad data fails here, before a model is built
     model = OGAN(OmegaConf.to_container(cfg, resolve=True))
-    trainer: pl.Trainer = instantiate(
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    # checkpoints last, so a checkpoint holds the state other callbacks updated at the same step (best FID)
+    callbacks.sort(key=lambda cb: isinstance(cb, GeneratorStepCheckpoint))
+    trainer: pl.Trainer = instantiate_or_explain(
         cfg.trainer,
-        callbacks=instantiate_group(cfg.get("callbacks")),
+        callbacks=callbacks,
         logger=instantiate_group(cfg.get("logger")) or False,
         # Lightning counts each optimizer's steps; train.steps counts generator iterations.
         max_steps=cfg.train.steps * optimizer_steps_per_iteration(cfg.train),

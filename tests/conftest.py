@@ -34,21 +34,61 @@ def make_model():
     return make
 
 
+def run_in(cwd: Path, script: str, *args: str, check: bool = True, timeout: int = 300,
+           env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run train.py / evaluate.py in `cwd` as a user would, W&B offline under `cwd`."""
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": str(cwd),
+           "WANDB_CONFIG_DIR": str(cwd / "wandb_config"), "WANDB_CACHE_DIR": str(cwd / "wandb_cache"),
+           "WANDB_DATA_DIR": str(cwd / "wandb_data"), "WANDB_SILENT": "true",
+           "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), **(env or {})}
+    proc = subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{script} {' '.join(args)} exited {proc.returncode}\n"
+                             f"--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-5000:]}")
+    return proc
+
+
 @pytest.fixture
 def run_script(tmp_path):
-    """Run train.py / evaluate.py as a user would, W&B offline under tmp_path."""
+    """run_in(tmp_path, ...)."""
+    return lambda script, *args, **kwargs: run_in(tmp_path, script, *args, **kwargs)
 
-    def run(script: str, *args: str, check: bool = True, timeout: int = 300) -> subprocess.CompletedProcess:
-        env = {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path),
-               "WANDB_CONFIG_DIR": str(tmp_path / "wandb_config"), "WANDB_CACHE_DIR": str(tmp_path / "wandb_cache"),
-               "WANDB_DATA_DIR": str(tmp_path / "wandb_data"), "WANDB_SILENT": "true",
-               "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore",
-               "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-        proc = subprocess.run([sys.executable, str(ROOT / script), *args], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=timeout)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"{script} {' '.join(args)} exited {proc.returncode}\n"
-                                 f"--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-5000:]}")
-        return proc
 
-    return run
+@pytest.fixture(scope="session", autouse=True)
+def hermetic_torch_home(tmp_path_factory):
+    """No test sees the user's torch hub cache (or downloads into it): an empty TORCH_HOME."""
+    previous = os.environ.get("TORCH_HOME")
+    os.environ["TORCH_HOME"] = str(tmp_path_factory.mktemp("torch_home_session"))
+    yield
+    if previous is None:
+        os.environ.pop("TORCH_HOME")
+    else:
+        os.environ["TORCH_HOME"] = previous
+
+
+@pytest.fixture(scope="session")
+def inception_weights(tmp_path_factory):
+    """Random Inception-v3 weights with the real keys, written once per test session."""
+    from tests.helpers import write_random_inception_weights
+
+    return write_random_inception_weights(tmp_path_factory.mktemp("inception") / "random-inception.pth")
+
+
+@pytest.fixture
+def torch_home_empty(tmp_path, monkeypatch):
+    home = tmp_path / "torch_home"
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def torch_home(torch_home_empty, inception_weights):
+    """A TORCH_HOME whose hub cache holds the (random) weights under their official name."""
+    from ogan_pl.metrics.inception import WEIGHTS_NAME
+
+    target = torch_home_empty / "hub" / "checkpoints" / WEIGHTS_NAME
+    target.parent.mkdir(parents=True)
+    target.symlink_to(inception_weights)
+    return torch_home_empty

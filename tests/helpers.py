@@ -57,3 +57,32 @@ def read_wandb_history(run_file) -> list[dict]:
             rows.append({(item.key or "/".join(item.nested_key)): json.loads(item.value_json)
                          for item in record.history.item})
     return rows
+
+
+def write_random_inception_weights(path, seed: int = 0):
+    """A state dict with the keys and shapes of torch-fidelity's Inception-v3 and random values.
+
+    The network is built with its weight loading stubbed out (there is no file to load yet), so
+    the real construction code defines the keys; nothing is downloaded.
+    """
+    from pathlib import Path
+    from unittest import mock
+
+    import torch_fidelity.feature_extractor_inceptionv3 as tf_inception
+
+    torch.manual_seed(seed)
+    with mock.patch.object(tf_inception, "load_state_dict_from_url", lambda *a, **k: {}), \
+            mock.patch.object(tf_inception.FeatureExtractorInceptionV3, "load_state_dict", lambda *a, **k: None):
+        net = tf_inception.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    state = net.state_dict()
+    for key, value in state.items():  # He-initialised convs and identity BatchNorm: features neither vanish nor explode
+        if key.endswith("conv.weight"):
+            torch.nn.init.kaiming_normal_(value)
+        elif key.endswith("running_var"):
+            value.fill_(1.0)
+        elif key.endswith("running_mean"):
+            value.zero_()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    return path

@@ -108,8 +108,9 @@ def test_resume_restores_counter_ema_and_optimizer_state(run_script, tmp_path):
 
 def test_evaluate_reproduces_the_training_grids(run_script, tmp_path):
     run_script("train.py", *TINY, "logger=none", "hydra.run.dir=run")
-    proc = run_script("evaluate.py", "ckpt=run/checkpoints/last.ckpt", "hydra.run.dir=eval")
-    assert "samples:" in proc.stdout
+    proc = run_script("evaluate.py", "ckpt=run/checkpoints/last.ckpt", "grids=true", "metrics.names=[encoder]",
+                      "metrics.encoder.n_rho=64", "metrics.encoder.n_probe_train=32", "hydra.run.dir=eval")
+    assert "samples:" in proc.stdout and "recon/psnr" in proc.stdout
     for name in ("samples", "reconstructions", "interpolations"):
         from_eval = np.asarray(Image.open(tmp_path / "eval" / f"{name}.png"))
         from_train = np.asarray(Image.open(tmp_path / "run" / "images" / f"{name}_0000004.png"))
@@ -132,6 +133,8 @@ def test_multirun_gives_one_wandb_run_per_job(run_script, tmp_path):
     ("train.py", ["dataset=image_folder", "dataset.root=/no/such/dir"], "dataset.root=/no/such/dir does not exist"),
     ("train.py", ["trainer.max_steps=100"], "set the training length in generator iterations with train.steps"),
     ("train.py", ["train.update=both"], "train.update='both' must be one of"),
+    ("train.py", ["callbacks.images.every_n_steps=0"], "callbacks.images.every_n_steps must be >= 1, got 0"),
+    ("train.py", ["callbacks=fid", "callbacks.fid.n_samples=1"], "callbacks.fid.n_samples must be >= 2, got 1"),
     ("evaluate.py", [], "pass ckpt=PATH"),
     ("evaluate.py", ["ckpt=missing.ckpt"], "checkpoint missing.ckpt not found"),
 ])

@@ -52,3 +52,4 @@ def test_training_makes_e_an_encoder_of_g_and_of_the_data():
     for factor in ("x", "y", "hue"):
         assert trained[f"probe/{factor}_r2"] > untrained[f"probe/{factor}_r2"] + 0.15, factor
     assert untrained["recon/specificity_ratio"] > 0.9 and trained["recon/specificity_ratio"] < 0.5
+    assert trained["recon/psnr"] > untrained["recon/psnr"] + 3 and trained["recon/ssim"] > untrained["recon/ssim"]

@@ -1,10 +1,11 @@
 """Checkpoints on generator iterations, written atomically."""
-import os
 from pathlib import Path
 
 import pytorch_lightning as pl
-import torch
 from pytorch_lightning.plugins import TorchCheckpointIO
+
+from ogan_pl.errors import UserError
+from ogan_pl.io import atomic_torch_save
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -17,14 +18,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
         if "://" in str(path):  # remote storage: keep Lightning's fsspec path
             return super().save_checkpoint(checkpoint, path, storage_options)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "wb") as f:
-            torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        atomic_torch_save(checkpoint, path)
 
 
 class GeneratorStepCheckpoint(pl.Callback):
@@ -34,7 +28,7 @@ class GeneratorStepCheckpoint(pl.Callback):
 
     def __init__(self, dirpath: str, every_n_steps: int = 1000, save_last: bool = True):
         if every_n_steps < 1:
-            raise ValueError(f"callbacks.checkpoint.every_n_steps must be >= 1, got {every_n_steps}")
+            raise UserError(f"callbacks.checkpoint.every_n_steps must be >= 1, got {every_n_steps}")
         self.dirpath = Path(dirpath)
         self.every_n_steps = every_n_steps
         self.save_last = save_last

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 
+from ogan_pl.errors import UserError
 from ogan_pl.grids import GridInputs, make_grids, save_grids
 
 log = logging.getLogger(__name__)
@@ -16,7 +17,7 @@ class ImageGrids(pl.Callback):
     def __init__(self, dirpath: str, every_n_steps: int = 500, n_samples: int = 64, n_recon: int = 32,
                  interp_rows: int = 4, interp_steps: int = 8, seed: int = 0, use_ema: bool = True):
         if every_n_steps < 1:
-            raise ValueError(f"callbacks.images.every_n_steps must be >= 1, got {every_n_steps}")
+            raise UserError(f"callbacks.images.every_n_steps must be >= 1, got {every_n_steps}")
         self.dirpath = Path(dirpath)
         self.every_n_steps = every_n_steps
         self.grid_kwargs = dict(n_samples=n_samples, n_recon=n_recon, interp_rows=interp_rows,

@@ -1,5 +1,6 @@
 """The LightningDataModules: one base serves every dataset's loaders and held-out images."""
 import abc
+from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
@@ -61,6 +62,18 @@ class ImageDataModule(pl.LightningDataModule, abc.ABC):
     def holdout_dataloader(self, batch_size: int | None = None) -> DataLoader:
         return self._loader(self.holdout_set, batch_size or self.batch_size, shuffle=False, drop_last=False)
 
+    def identity(self) -> dict:
+        """Everything the training images' pixels depend on (the key of cached real statistics)."""
+        return {"class": type(self).__name__, "resolution": self.resolution, "channels": self.channels,
+                "seed": self.seed}
+
+    def real_dataloader(self, n: int | None = None, batch_size: int | None = None) -> DataLoader:
+        """The first n training images (all when n is None) in a fixed order: the FID reference set."""
+        self.setup()
+        n = len(self.train_set) if n is None else min(n, len(self.train_set))
+        return self._loader(Subset(self.train_set, range(n)), batch_size or self.batch_size,
+                            shuffle=False, drop_last=False)
+
     def holdout_batch(self, n: int, offset: int = 0) -> dict:
         """The first n held-out items from `offset` (fixed across calls), images in [-1, 1] on CPU."""
         self.setup()
@@ -96,6 +109,10 @@ class ImageFolderDataModule(ImageDataModule):
     def __init__(self, root: str, **kwargs):
         super().__init__(**kwargs)
         self.root = root
+
+    def identity(self) -> dict:
+        # the held-out split is drawn from the same files, so its size changes the training set
+        return {**super().identity(), "root": str(Path(self.root).resolve()), "holdout_size": self.holdout_size}
 
     def build(self):
         files = drop_unreadable(list_images(self.root))

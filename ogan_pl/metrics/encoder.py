@@ -1,7 +1,10 @@
-"""Encoder quality: rho(z, E(G(z))) on fresh noise, and linear probes of known factors from E(x)."""
+"""Encoder quality: reconstructions of held-out images, rho(z, E(G(z))) on fresh noise, and
+linear probes of known generating factors from E(x)."""
 import torch
 from torch import Tensor
+from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
+from ogan_pl.data.convert import to_model_range
 from ogan_pl.data.shapes import FACTORS
 from ogan_pl.losses import correlation
 
@@ -19,7 +22,8 @@ def mean_correlation(model, n: int = 1024, batch_size: int = 256, seed: int = 0,
 
 @torch.no_grad()
 def encode_all(model, images: Tensor, batch_size: int = 256, use_ema: bool = True) -> Tensor:
-    return torch.cat([model.encode(images[i:i + batch_size], use_ema).cpu() for i in range(0, len(images), batch_size)])
+    return torch.cat([model.encode(images[i:i + batch_size], use_ema).float().cpu()
+                      for i in range(0, len(images), batch_size)])
 
 
 def _ridge(x_train: Tensor, y_train: Tensor, x_test: Tensor, alpha: float) -> Tensor:
@@ -59,13 +63,51 @@ def shape_factor_probe(codes_train: Tensor, factors_train: Tensor, codes_test: T
 
 @torch.no_grad()
 def reconstruction_error(model, images: Tensor, batch_size: int = 256, use_ema: bool = True) -> dict[str, float]:
-    """MSE of x vs G(s N(E(x))), and vs the reconstruction of a different image (x rolled by one).
+    """x vs x_hat = G(s N(E(x))) for images in [-1, 1]: MSE (in [-1, 1]), and PSNR and SSIM on [0, 1]
+    (mean over images); also the MSE against another image's reconstruction (x_hat rolled by one).
 
-    Their ratio measures how specific a reconstruction is to its input: 1 when E(x) carries no
-    information about x (however good G's images are), near 0 for a faithful encoder.
+    The ratio of the two MSEs measures how specific a reconstruction is to its input: 1 when E(x)
+    carries no information about x (however good G's images are), near 0 for a faithful encoder.
     """
-    recon = torch.cat([model.reconstruct(images[i:i + batch_size], use_ema).cpu()
+    recon = torch.cat([model.reconstruct(images[i:i + batch_size], use_ema).float().cpu()
                        for i in range(0, len(images), batch_size)])
+    images = images.float().cpu()
     own = (recon - images).pow(2).mean().item()
     other = (recon.roll(1, dims=0) - images).pow(2).mean().item()
-    return {"recon/mse": own, "recon/mse_other": other, "recon/specificity_ratio": own / other}
+    x, x_hat = (images + 1) / 2, ((recon + 1) / 2).clamp(0, 1)
+    psnr = peak_signal_noise_ratio(x_hat, x, data_range=1.0, reduction="elementwise_mean", dim=(1, 2, 3))
+    ssim = structural_similarity_index_measure(x_hat, x, data_range=1.0)
+    return {"recon/mse": own, "recon/psnr": psnr.item(), "recon/ssim": ssim.item(),
+            "recon/mse_other": other, "recon/specificity_ratio": own / other}
+
+
+def _first_items(loader, n: int) -> dict:
+    """The first n items of a loader, collated into one dict of CPU tensors."""
+    parts: dict[str, list] = {}
+    count = 0
+    for batch in loader:
+        for key, value in batch.items():
+            parts.setdefault(key, []).append(value)
+        count += len(batch["image"])
+        if count >= n:
+            break
+    return {key: torch.cat(values)[:n] for key, values in parts.items()}
+
+
+@torch.no_grad()
+def encoder_metrics(model, datamodule, n_rho: int = 10000, n_probe_train: int = 4096, batch_size: int = 256,
+                    use_ema: bool = True, seed: int = 0) -> dict[str, float]:
+    """All encoder metrics: reconstructions of the held-out split, mean rho on n_rho fresh z, and,
+    when the dataset has generating factors (shapes), probes fit on n_probe_train training images
+    and scored on the held-out split."""
+    datamodule.setup()
+    holdout = _first_items(datamodule.holdout_dataloader(batch_size), len(datamodule.holdout_set))
+    holdout_images = to_model_range(holdout["image"])
+    out = reconstruction_error(model, holdout_images, batch_size, use_ema)
+    out["encoder/rho"] = mean_correlation(model, n_rho, batch_size, seed, use_ema)
+    if "factors" in holdout:
+        train = _first_items(datamodule.real_dataloader(n_probe_train, batch_size), n_probe_train)
+        codes_train = encode_all(model, to_model_range(train["image"]), batch_size, use_ema)
+        codes_test = encode_all(model, holdout_images, batch_size, use_ema)
+        out.update(shape_factor_probe(codes_train, train["factors"], codes_test, holdout["factors"]))
+    return out

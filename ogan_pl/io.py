@@ -1,0 +1,48 @@
+"""File writes that a kill or a crash can never leave half-done."""
+import datetime
+import json
+import os
+from pathlib import Path
+from typing import Any, BinaryIO, Callable
+
+import torch
+
+
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Write `.NAME.tmp` beside `path` with `write(file)`, fsync, then rename over `path`.
+
+    The rename is atomic only within one filesystem, hence the temporary file in the same folder.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    return atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def append_jsonl(path: str | Path, record: dict) -> Path:
+    """Append one JSON object as one line (results files: one line per evaluation)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(record, sort_keys=True) + "\n")
+    return path
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def now_iso() -> str:
+    return datetime.datetime.now().isoformat(timespec="seconds")

@@ -1,0 +1,188 @@
+"""FID, KID and Inception Score (torchmetrics) from one feature-extractor pass per batch.
+
+Protocol (what makes the numbers comparable with published ones): generated images in [-1, 1]
+are rounded and clamped to uint8 (never truncated); the extractor resizes them to 299 as
+torch-fidelity does; feature statistics are accumulated in float64 with autocast disabled.
+"""
+import logging
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.inception import InceptionScore
+from torchmetrics.image.kid import KernelInceptionDistance
+
+from ogan_pl.data.convert import to_uint8
+from ogan_pl.metrics.real_stats import RealStats, cache_file, load_cached, save_cached, stats_key
+
+log = logging.getLogger(__name__)
+
+IMAGE_METRICS = ("fid", "kid", "is")
+
+
+class _Precomputed(nn.Module):
+    """The torchmetrics metrics' "feature network": the features were already extracted."""
+
+    def __init__(self, num_features: int):
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, features: Tensor) -> Tensor:
+        return features
+
+
+def no_autocast(device: torch.device):
+    return torch.autocast(device_type=device.type, enabled=False)
+
+
+class ImageMetrics(nn.Module):
+    """Accumulates real and generated images; `compute()` gives the selected metrics.
+
+    `extractor(uint8 images) -> (features (N, D), logits (N, K))`, with `num_features`,
+    `num_logits` and `cache_key` attributes (see InceptionFeatures). Real statistics survive
+    `reset()`, so they are set once (from the cache) and reused for every evaluation.
+    """
+
+    def __init__(self, extractor: nn.Module, names: Iterable[str] = IMAGE_METRICS, kid_subsets: int = 100,
+                 kid_subset_size: int = 1000, is_splits: int = 10):
+        super().__init__()
+        self.names = tuple(names)
+        unknown = set(self.names) - set(IMAGE_METRICS)
+        if unknown:
+            raise ValueError(f"unknown image metrics {sorted(unknown)}; choose from {IMAGE_METRICS}")
+        self.extractor = extractor
+        d = extractor.num_features
+        self.fid = FrechetInceptionDistance(feature=_Precomputed(d), reset_real_features=False)
+        with warnings.catch_warnings():  # "will save all extracted features": that is what KID and IS need
+            warnings.filterwarnings("ignore", message=".*will save all extracted features")
+            self.kid = (KernelInceptionDistance(feature=_Precomputed(d), subsets=kid_subsets,
+                                                subset_size=kid_subset_size, reset_real_features=False)
+                        if "kid" in self.names else None)
+            self.inception_score = (InceptionScore(feature=_Precomputed(extractor.num_logits), splits=is_splits)
+                                    if "is" in self.names else None)
+        self.kid_subset_size = kid_subset_size
+
+    @property
+    def device(self) -> torch.device:
+        return self.fid.real_features_sum.device
+
+    @property
+    def needs_real(self) -> bool:
+        return "fid" in self.names or "kid" in self.names
+
+    @torch.no_grad()
+    def update(self, images: Tensor, real: bool) -> None:
+        """images: uint8 (N, C, H, W), C = 1 or 3."""
+        images = images.to(self.device)
+        if images.shape[1] == 1:
+            images = images.expand(-1, 3, -1, -1)
+        with no_autocast(images.device):
+            features, logits = self.extractor(images)
+            features, logits = features.float(), logits.float()
+            self.fid.update(features, real=real)
+            if self.kid is not None:
+                self.kid.update(features, real=real)
+            if self.inception_score is not None and not real:
+                self.inception_score.update(logits)
+
+    def real_stats(self) -> RealStats:
+        fid = self.fid
+        features = torch.cat(self.kid.real_features) if self.kid is not None and self.kid.real_features else None
+        return RealStats(fid.real_features_sum.clone(), fid.real_features_cov_sum.clone(),
+                         int(fid.real_features_num_samples), features)
+
+    def set_real(self, stats: RealStats | None) -> None:
+        """Install real statistics; None clears them (under DDP only one rank holds them, as the
+        metric states are summed over ranks)."""
+        fid, device = self.fid, self.device
+        if stats is None:
+            fid.real_features_sum.zero_()
+            fid.real_features_cov_sum.zero_()
+            fid.real_features_num_samples.zero_()
+        else:
+            fid.real_features_sum.copy_(stats.features_sum)
+            fid.real_features_cov_sum.copy_(stats.features_cov_sum)
+            fid.real_features_num_samples.fill_(stats.num_samples)
+        if self.kid is not None:
+            if stats is not None and stats.features is None:
+                raise ValueError("KID needs the real features; compute the real statistics with KID selected")
+            self.kid.real_features = [] if stats is None else [stats.features.to(device, torch.float32)]
+
+    @torch.no_grad()
+    def compute(self) -> dict[str, float]:
+        out = {}
+        with no_autocast(self.device):
+            if "fid" in self.names:
+                out["fid"] = self.fid.compute().item()
+            if self.kid is not None:
+                n_real = sum(len(f) for f in self.kid.real_features)
+                self.kid.subset_size = min(self.kid_subset_size, n_real, int(self.fid.fake_features_num_samples))
+                mean, std = self.kid.compute()
+                out["kid_mean"], out["kid_std"] = mean.item(), std.item()
+            if self.inception_score is not None:
+                mean, std = self.inception_score.compute()
+                out["is_mean"], out["is_std"] = mean.item(), std.item()
+        return out
+
+    def reset(self) -> None:
+        """Forget the generated images; keep the real statistics."""
+        for metric in (self.fid, self.kid, self.inception_score):
+            if metric is not None:
+                metric.reset()
+
+
+def fake_noise(n: int, z_dim: int, seed: int, rank: int = 0, world_size: int = 1) -> Tensor:
+    """This rank's share of n fixed noise vectors: the same n images whatever the number of ranks."""
+    z = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed))
+    return z[rank::world_size]
+
+
+@torch.no_grad()
+def add_generated(metrics: ImageMetrics, model, z: Tensor, batch_size: int, use_ema: bool = True,
+                  autocast_dtype: torch.dtype | None = None, on_batch: Callable[[int], None] | None = None) -> None:
+    """Generate G(z) in batches (optionally under autocast) and feed them to `metrics` as uint8."""
+    device = model.device
+    for start in range(0, len(z), batch_size):
+        chunk = z[start:start + batch_size].to(device)
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            images = model.decode(chunk, use_ema)
+        metrics.update(to_uint8(images), real=False)
+        if on_batch is not None:
+            on_batch(len(chunk))
+
+
+@torch.no_grad()
+def add_real(metrics: ImageMetrics, batches: Iterable[dict], on_batch: Callable[[int], None] | None = None) -> None:
+    for batch in batches:
+        metrics.update(batch["image"], real=True)
+        if on_batch is not None:
+            on_batch(len(batch["image"]))
+
+
+def prepare_real_stats(metrics: ImageMetrics, datamodule, cache_dir: str | Path, n_real: int | None = None,
+                       batch_size: int = 250, on_batch: Callable[[int], None] | None = None) -> dict:
+    """Load the real statistics from the cache, or compute and cache them; install them in `metrics`.
+
+    Returns a description for results files: number of images, split, cache file, hit or miss.
+    """
+    datamodule.setup()
+    n = len(datamodule.train_set) if n_real is None else min(n_real, len(datamodule.train_set))
+    key = stats_key(datamodule.identity(), "train", n, metrics.extractor.cache_key)
+    path = cache_file(cache_dir, key)
+    need_features = metrics.kid is not None
+    start = time.perf_counter()
+    stats = load_cached(path, key, need_features)
+    hit = stats is not None
+    if not hit:
+        log.info("computing real-image statistics of %d training images (cached in %s)", n, path)
+        metrics.set_real(None)
+        add_real(metrics, datamodule.real_dataloader(n, batch_size), on_batch)
+        stats = metrics.real_stats()
+        save_cached(path, key, stats)
+    metrics.set_real(stats)
+    log.info("real statistics %s in %.2f s (%s)", "loaded" if hit else "computed", time.perf_counter() - start, path)
+    return {"n_real": n, "real_split": "train", "real_stats_file": str(path), "real_stats_cached": hit}
