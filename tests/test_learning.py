@@ -35,6 +35,7 @@ def test_training_makes_e_an_encoder_of_g_and_of_the_data():
         probe R^2 x / y / hue          0.60 / 0.55 / 0.57 -> 0.86 / 0.90 / 0.80
         probe R^2 scale, shape acc.    0.19, 0.52 -> 0.26, 0.55   (weak either way; not asserted)
         recon MSE own / other image    1.00 -> 0.25
+        recon PSNR, SSIM               6.5 dB, 0.06 -> 15.7 dB, 0.63
     """
     cfg = tiny_config(**{"model.bottom_channels": 128, "model.z_dim": 8, "dataset.batch_size": 64,
                          "train.steps": STEPS})
@@ -52,4 +53,4 @@ def test_training_makes_e_an_encoder_of_g_and_of_the_data():
     for factor in ("x", "y", "hue"):
         assert trained[f"probe/{factor}_r2"] > untrained[f"probe/{factor}_r2"] + 0.15, factor
     assert untrained["recon/specificity_ratio"] > 0.9 and trained["recon/specificity_ratio"] < 0.5
-    assert trained["recon/psnr"] > untrained["recon/psnr"] + 3 and trained["recon/ssim"] > untrained["recon/ssim"]
+    assert trained["recon/psnr"] > untrained["recon/psnr"] + 5 and trained["recon/ssim"] > untrained["recon/ssim"] + 0.3
