@@ -88,11 +88,7 @@ def validate(cfg: DictConfig) -> None:
     _require(isinstance(ds.batch_size, int) and ds.batch_size >= 2,
              f"dataset.batch_size={ds.batch_size} must be an integer >= 2 (BatchNorm needs a batch)")
     _require(ds.get("num_workers", 0) >= 0, f"dataset.num_workers={ds.num_workers} must be >= 0")
-    if "root" in ds or OmegaConf.is_missing(ds, "root"):
-        root = None if OmegaConf.is_missing(ds, "root") else ds.root
-        _require(root is not None, "dataset.root is not set: pass dataset.root=DIR (a folder of images)")
-        _require(Path(root).is_dir(), f"dataset.root={root} does not exist or is not a directory; "
-                                      "pass dataset.root=DIR pointing at your images")
+    # dataset.root is checked by the DataModule, which knows how to get its data (see train.py)
 
     _require(isinstance(train.steps, int) and train.steps >= 1,
              f"train.steps={train.steps} must be a positive number of generator iterations")

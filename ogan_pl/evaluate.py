@@ -4,7 +4,6 @@ The dataset comes from the config stored in the checkpoint; `dataset.root=...` e
 Scores: FID / KID / IS (see ogan_pl.metrics.image_metrics for the protocol) and the encoder
 metrics; printed as a table and appended as one JSON line to metrics.jsonl beside the checkpoint.
 """
-import contextlib
 import logging
 import pickle
 import re
@@ -13,10 +12,9 @@ from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
 
 from ogan_pl.config import safe_instantiate
+from ogan_pl.console import image_progress
 from ogan_pl.errors import UserError
 from ogan_pl.grids import GridInputs, make_grids, save_grids
 from ogan_pl.io import append_jsonl, now_iso
@@ -82,18 +80,6 @@ def check_metrics_config(cfg: DictConfig) -> None:
         raise UserError(f"metrics.n_real={cfg.metrics.n_real} must be an integer >= 2, or null for all images")
     if str(cfg.precision) not in PRECISIONS:
         raise UserError(f"precision={cfg.precision} must be one of {', '.join(PRECISIONS)}")
-
-
-@contextlib.contextmanager
-def image_progress():
-    """A progress bar of images done and time left; yields `start(description, total) -> advance(n)`."""
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("images"),
-               TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn())
-    with Progress(*columns, transient=False) as progress:
-        def start(description: str, total: int):
-            task = progress.add_task(description, total=total)
-            return lambda n: progress.advance(task, n)
-        yield start
 
 
 def image_metric_scores(cfg: DictConfig, extractor: InceptionFeatures, model: OGAN, datamodule,

@@ -184,16 +184,6 @@ def test_empty_image_folder_is_one_line_error(run_script, tmp_path):
     assert "no images" in proc.stderr.strip().splitlines()[-1]
 
 
-def test_train_on_an_image_folder(run_script, tmp_path):
-    from tests.test_data import write_images
-
-    write_images(tmp_path / "imgs")
-    run_script("train.py", *TINY[:2], "dataset=image_folder", f"dataset.root={tmp_path / 'imgs'}",
-               "dataset.resolution=32", "dataset.batch_size=4", "dataset.num_workers=2", "train.steps=2",
-               "callbacks.images.every_n_steps=2", "logger=none", "hydra.run.dir=run")
-    assert (tmp_path / "run" / "images" / "reconstructions_0000002.png").is_file()
-
-
 def test_missing_tensorboard_is_one_line_error(run_script):
     try:
         import tensorboard  # noqa: F401

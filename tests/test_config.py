@@ -25,9 +25,11 @@ def test_wandb_is_offline_unless_the_user_opts_in(monkeypatch, mode, offline):
 
 def test_every_config_group_option_composes():
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        for group in ("model", "loss", "optim", "dataset", "trainer", "logger", "callbacks", "experiment", "debug"):
+        for group in ("model", "loss", "optim", "dataset", "trainer", "logger", "callbacks", "metrics", "experiment",
+                      "debug"):
             for option in sorted((ROOT / "conf" / group).glob("*.yaml")):
-                extra = ["dataset.root=/tmp"] if option.stem == "image_folder" else []
-                cfg = compose("config", overrides=[f"{group}={option.stem}", *extra])
+                cfg = compose("config", overrides=[f"{group}={option.stem}"])
                 OmegaConf.to_container(cfg.model, resolve=True)
                 assert cfg.train.steps >= 1, (group, option.stem)
+        for name in ("evaluate", "bench"):
+            assert compose(name, overrides=["ckpt=x"] if name == "evaluate" else []).task_name == name

@@ -1,12 +1,10 @@
 """Datasets: the built-in shapes and image folders, with bad files."""
-import logging
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from ogan_pl.data import ImageFolderDataModule, ShapesDataModule, to_model_range, to_uint8
+from ogan_pl.data import ShapesDataModule, to_model_range, to_uint8
 from ogan_pl.data.shapes import FACTORS, ShapesDataset, render, sample_factors
 from ogan_pl.errors import UserError
 
@@ -75,55 +73,3 @@ def test_too_few_images_is_a_clear_error():
     dm = ShapesDataModule(size=10, resolution=32, batch_size=16)
     with pytest.raises(UserError, match="fewer than one step"):
         dm.setup()
-
-
-def write_images(root):
-    (root / "a" / "b").mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    rgb = lambda w, h: Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8))  # noqa: E731
-    rgb(40, 30).save(root / "x.png")
-    rgb(50, 50).save(root / "a" / "y.jpg")
-    rgb(30, 60).save(root / "a" / "b" / "z.webp")
-    rgb(33, 33).save(root / "a" / "w.bmp")
-    rgb(32, 32).convert("RGBA").save(root / "rgba.png")
-    rgb(32, 32).convert("L").save(root / "gray.png")
-    rgb(32, 32).convert("P").save(root / "palette.png")
-    Image.fromarray((rng.integers(0, 65535, (32, 32))).astype(np.uint16)).save(root / "deep16.png")
-    for i in range(8):
-        rgb(36, 36).save(root / f"more{i}.png")
-    (root / "empty.png").write_bytes(b"")
-    (root / "notes.txt").write_text("not an image")
-    (root / "fake.jpg").write_bytes(b"not a jpeg at all")
-
-
-def test_image_folder_reads_every_format_and_skips_bad_files(tmp_path, caplog):
-    write_images(tmp_path)
-    dm = ImageFolderDataModule(root=str(tmp_path), resolution=16, batch_size=4, holdout_size=2)
-    with caplog.at_level(logging.WARNING):
-        dm.setup()
-    warnings = [r.getMessage() for r in caplog.records if "unreadable" in r.getMessage()]
-    assert len(warnings) == 1 and "2 unreadable" in warnings[0] and "empty.png" in warnings[0]
-    assert len(dm.train_set) + len(dm.holdout_set) == 16
-    for i in range(len(dm.train_set)):
-        assert dm.train_set[i]["image"].shape == (3, 16, 16)
-    gray = ImageFolderDataModule(root=str(tmp_path), resolution=16, channels=1, batch_size=4)
-    gray.setup()
-    assert gray.train_set[0]["image"].shape == (1, 16, 16)
-
-
-def test_image_folder_center_crops_to_square(tmp_path):
-    img = np.zeros((20, 60, 3), dtype=np.uint8)
-    img[:, 20:40] = 255  # the central square is white, the sides black
-    Image.fromarray(img).save(tmp_path / "wide.png")
-    from ogan_pl.data.image_folder import load_image
-
-    out = load_image(tmp_path / "wide.png", 8, 3)
-    assert out.shape == (3, 8, 8) and out.min() > 200
-
-
-def test_image_folder_missing_and_empty_roots(tmp_path):
-    with pytest.raises(UserError, match="does not exist"):
-        ImageFolderDataModule(root=str(tmp_path / "nope"), resolution=32).setup()
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(UserError, match="no images"):
-        ImageFolderDataModule(root=str(tmp_path / "empty"), resolution=32).setup()

@@ -7,9 +7,13 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from ogan_pl.data.arrays import ArrayImages, collate
+from ogan_pl.data.cache import cached_images, report_bad
 from ogan_pl.data.convert import to_model_range
-from ogan_pl.data.image_folder import ImageFolderDataset, drop_unreadable, list_images
+from ogan_pl.data.decode import Preprocess
+from ogan_pl.data.decoded import DecodedImages
 from ogan_pl.data.shapes import ShapesDataset
+from ogan_pl.data.sources import open_source
 from ogan_pl.errors import UserError
 
 
@@ -22,8 +26,9 @@ class ImageDataModule(pl.LightningDataModule, abc.ABC):
 
     def __init__(self, resolution: int, channels: int = 3, batch_size: int = 64, num_workers: int = 0,
                  pin_memory: bool = True, persistent_workers: bool = True, holdout_size: int = 256,
-                 batches_per_step: int = 1, seed: int = 0):
+                 batches_per_step: int = 1, seed: int = 0, flip: bool = False):
         super().__init__()
+        self.flip = flip
         self.resolution = resolution
         self.channels = channels
         self.batch_size = batch_size
@@ -51,7 +56,7 @@ class ImageDataModule(pl.LightningDataModule, abc.ABC):
     def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
         return DataLoader(
             dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
-            num_workers=self.num_workers,
+            num_workers=self.num_workers, collate_fn=collate,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.persistent_workers and self.num_workers > 0,
         )
@@ -87,7 +92,11 @@ class ImageDataModule(pl.LightningDataModule, abc.ABC):
         return batch
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
-        batch["image"] = to_model_range(batch["image"])
+        images = to_model_range(batch["image"])
+        if self.flip:  # random horizontal flip of half the batch, on the device, no host sync
+            mirror = torch.rand(len(images), 1, 1, 1, device=images.device) < 0.5
+            images = torch.where(mirror, images.flip(-1), images)
+        batch["image"] = images
         return batch
 
 
@@ -104,19 +113,147 @@ class ShapesDataModule(ImageDataModule):
 
 
 class ImageFolderDataModule(ImageDataModule):
-    """dataset=image_folder dataset.root=DIR: every image under DIR; a fixed random held-out split."""
+    """dataset=image_folder dataset.root=DIR: every image under DIR (recursive), or the values of an
+    LMDB when DIR is one; centre-cropped to a square (of side `crop_size`, capped at the smaller
+    side; null = the smaller side) and resized. A fixed random held-out split.
 
-    def __init__(self, root: str, **kwargs):
+    cache=true decodes every image once into a memory-mapped array under `cache_dir` (see
+    ogan_pl.data.cache); cache=false decodes on the fly in the DataLoader workers. Undecodable
+    images are skipped with one warning (`on_error=skip`) or stop the run (`on_error=raise`).
+    The subclasses below are the standard datasets: their docstrings say how to get the data.
+    """
+
+    how_to_get = "pass dataset.root=DIR pointing at your images"
+    subdirs: tuple[str, ...] = ()  # layouts to look for inside root, first match wins
+
+    def __init__(self, root: str | None = None, crop_size: int | None = None, cache: bool = False,
+                 cache_dir: str = ".cache/ogan_pl", on_error: str = "skip", **kwargs):
         super().__init__(**kwargs)
+        if on_error not in ("skip", "raise"):
+            raise UserError(f"dataset.on_error={on_error!r} must be 'skip' or 'raise'")
         self.root = root
+        self.preprocess = Preprocess(self.resolution, self.channels, crop_size)
+        self.cache = cache
+        self.cache_dir = cache_dir
+        self.on_error = on_error
+
+    def data_root(self) -> Path:
+        if self.root is None:
+            raise UserError(f"dataset.root is not set: {self.how_to_get}")
+        root = Path(self.root)
+        if not root.exists():
+            raise UserError(f"dataset.root={root} does not exist; {self.how_to_get}")
+        return next((root / sub for sub in self.subdirs if (root / sub).is_dir()), root)
 
     def identity(self) -> dict:
-        # the held-out split is drawn from the same files, so its size changes the training set
-        return {**super().identity(), "root": str(Path(self.root).resolve()), "holdout_size": self.holdout_size}
+        # the held-out split is drawn from the same images, so its size changes the training set
+        return {**super().identity(), "root": str(self.data_root().resolve()), "holdout_size": self.holdout_size,
+                "crop_size": self.preprocess.crop_size}
 
     def build(self):
-        files = drop_unreadable(list_images(self.root))
-        order = np.random.default_rng(self.seed).permutation(len(files))
-        n_holdout = min(self.holdout_size, max(1, len(files) // 10))
-        dataset = ImageFolderDataset(files, self.resolution, self.channels)
-        return Subset(dataset, order[n_holdout:].tolist()), Subset(dataset, order[:n_holdout].tolist())
+        source = open_source(self.data_root(), self.how_to_get)
+        if self.cache:
+            images = cached_images(source, self.preprocess, self.cache_dir, self.on_error)
+            n, make = len(images), lambda idx: ArrayImages(images, idx)  # noqa: E731
+        else:
+            readable = [i for i in range(len(source)) if source.header_ok(i)]
+            if self.on_error == "raise" and len(readable) < len(source):
+                first = next(i for i in range(len(source)) if i not in set(readable))
+                raise UserError(f"cannot read {source.name(first)}; fix or remove it, or set dataset.on_error=skip")
+            report_bad([source.name(i) for i in sorted(set(range(len(source))) - set(readable))], len(source))
+            if not readable:
+                raise UserError(f"none of the {len(source)} images under {self.data_root()} can be read")
+            n = len(readable)
+            make = lambda idx: DecodedImages(source, self.preprocess, [readable[i] for i in idx],  # noqa: E731
+                                             self.on_error)
+        order = np.random.default_rng(self.seed).permutation(n)
+        n_holdout = min(self.holdout_size, max(1, n // 10))
+        return make(order[n_holdout:]), make(order[:n_holdout])
+
+
+class LSUNDataModule(ImageFolderDataModule):
+    """dataset=lsun_church / lsun_bedroom: LSUN as distributed, an LMDB directory
+    (`church_outdoor_train_lmdb/`, `bedroom_train_lmdb/`) of webp/jpeg values, or a folder of
+    exported images. Get it with LSUN's download script (github.com/fyu/lsun:
+    `python download.py -c church_outdoor`) and unzip it under data/lsun/. Preprocessing as the
+    reference: centre crop of side 256 (or the smaller side), then resize."""
+
+    how_to_get = ("download LSUN with github.com/fyu/lsun (python download.py -c church_outdoor, or -c bedroom), "
+                  "unzip it and pass dataset.root=.../church_outdoor_train_lmdb")
+
+
+class CelebAHQDataModule(ImageFolderDataModule):
+    """dataset=celeba_hq: the 30,000 CelebA-HQ images as a folder (any resolution, e.g. the
+    1024x1024 PNGs or the Kaggle 256x256 JPEGs), resized."""
+
+    how_to_get = ("put the CelebA-HQ images (e.g. from github.com/tkarras/progressive_growing_of_gans or the "
+                  "Kaggle 'celebahq' mirrors) in a folder and pass dataset.root=DIR")
+
+
+class FFHQDataModule(ImageFolderDataModule):
+    """dataset=ffhq: the 70,000 FFHQ images as a folder (images1024x1024/ or thumbnails128x128/
+    from github.com/NVlabs/ffhq-dataset), resized."""
+
+    how_to_get = ("download FFHQ with github.com/NVlabs/ffhq-dataset (python download_ffhq.py --images or "
+                  "--thumbs) and pass dataset.root=.../images1024x1024")
+
+
+class CelebADataModule(ImageFolderDataModule):
+    """dataset=celeba: aligned CelebA (`img_align_celeba/`, 178x218 JPEGs) with the usual 140x140
+    centre crop, then resize. `dataset.root` may be that folder, its parent, or torchvision's
+    CelebA root (`ROOT/celeba/img_align_celeba`). Get img_align_celeba.zip from
+    mmlab.ie.cuhk.edu.hk/projects/CelebA.html."""
+
+    how_to_get = ("download img_align_celeba.zip from mmlab.ie.cuhk.edu.hk/projects/CelebA.html, unzip it and "
+                  "pass dataset.root=.../img_align_celeba")
+    subdirs = ("img_align_celeba", "celeba/img_align_celeba")
+
+
+class TorchvisionDataModule(ImageDataModule):
+    """CIFAR-10 / MNIST through torchvision: the training split for training, the official test split
+    as the held-out split (its first `holdout_size` images). Downloaded into `root` when
+    `download=true` and a network exists; otherwise the files must already be there."""
+
+    datasets = {"cifar10": "CIFAR10", "mnist": "MNIST"}
+
+    def __init__(self, name: str, root: str, download: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        if name not in self.datasets:
+            raise UserError(f"dataset.name={name!r} must be one of {', '.join(self.datasets)}")
+        self.name, self.root, self.download = name, root, download
+
+    def identity(self) -> dict:
+        return {**super().identity(), "name": self.name}
+
+    def _split(self, train: bool) -> torch.Tensor:
+        import torchvision
+
+        cls = getattr(torchvision.datasets, self.datasets[self.name])
+        try:
+            data = cls(self.root, train=train, download=self.download).data
+        except (RuntimeError, OSError) as err:  # offline and absent: "Dataset not found", or a URLError
+            raise UserError(f"{self.name} not found under dataset.root={self.root} and not downloadable "
+                            f"({str(err).splitlines()[0][:120]}); run once with network (dataset.download=true) "
+                            f"or copy torchvision's {self.datasets[self.name]} files into {self.root}") from None
+        return images_to_resolution(torch.as_tensor(data), self.resolution, self.channels)
+
+    def build(self):
+        train, test = self._split(True), self._split(False)
+        return ArrayImages(train), ArrayImages(test[:self.holdout_size])
+
+
+def images_to_resolution(data: torch.Tensor, resolution: int, channels: int, chunk: int = 4096) -> torch.Tensor:
+    """(N, H, W) or (N, H, W, C) uint8 -> (N, channels, R, R) uint8, bicubic antialiased, vectorised."""
+    data = data.unsqueeze(-1) if data.dim() == 3 else data
+    data = data.permute(0, 3, 1, 2)
+    if data.shape[1] == 3 and channels == 1:
+        weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        data = (data.float() * weights).sum(1, keepdim=True).round().to(torch.uint8)
+    elif data.shape[1] == 1 and channels == 3:
+        data = data.expand(-1, 3, -1, -1)
+    if data.shape[-1] == resolution and data.shape[-2] == resolution:
+        return data.contiguous()
+    out = [torch.nn.functional.interpolate(data[i:i + chunk].float(), size=(resolution, resolution), mode="bicubic",
+                                           antialias=True, align_corners=False).round().clamp(0, 255).to(torch.uint8)
+           for i in range(0, len(data), chunk)]
+    return torch.cat(out)

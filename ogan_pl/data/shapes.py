@@ -7,7 +7,8 @@ image coordinates), scale (circumradius), rotation (radians), hue (in [0, 1)).
 """
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+
+from ogan_pl.data.arrays import ArrayImages
 
 SHAPES = ("circle", "square", "triangle")
 FACTORS = ("shape", "x", "y", "scale", "rotation", "hue")
@@ -57,18 +58,15 @@ def render(factors: np.ndarray, resolution: int, channels: int = 3) -> np.ndarra
     return np.round(rgb * 255).astype(np.uint8)
 
 
-class ShapesDataset(Dataset):
+class ShapesDataset(ArrayImages):
     """`size` rendered images of one split, kept in memory as uint8 (61 MB for 20k at 32x32 RGB)."""
 
     def __init__(self, size: int, resolution: int = 32, channels: int = 3, seed: int = 0,
                  split: str = "train", chunk: int = 2048):
-        self.factors = torch.from_numpy(sample_factors(size, seed, split))
-        images = [render(self.factors[i:i + chunk].numpy(), resolution, channels)
-                  for i in range(0, size, chunk)]
-        self.images = torch.from_numpy(np.concatenate(images))
+        factors = torch.from_numpy(sample_factors(size, seed, split))
+        images = [render(factors[i:i + chunk].numpy(), resolution, channels) for i in range(0, size, chunk)]
+        super().__init__(torch.from_numpy(np.concatenate(images)), extras={"factors": factors})
 
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> dict:
-        return {"image": self.images[i], "factors": self.factors[i]}
+    @property
+    def factors(self) -> torch.Tensor:
+        return self.extras["factors"]

@@ -1,0 +1,46 @@
+"""`python -m ogan_pl.data.bench dataset=NAME`: how many images/s the training DataLoader delivers.
+
+Measures decoding on the fly (raw) and the decode-once cache, each after a warm-up, iterating the
+same DataLoader that training uses (workers, pinned memory, batch size from the dataset config).
+"""
+import time
+
+from omegaconf import DictConfig, OmegaConf
+
+from ogan_pl.cli import run
+from ogan_pl.config import instantiate_or_explain
+
+
+def images_per_second(loader, batches: int, warmup: int) -> float:
+    def endless():
+        while True:
+            yield from loader
+
+    stream = endless()
+    for _ in range(warmup):
+        next(stream)
+    start, seen = time.perf_counter(), 0
+    for _ in range(batches):
+        seen += len(next(stream)["image"])
+    return seen / (time.perf_counter() - start)
+
+
+def bench(cfg: DictConfig) -> dict[str, float]:
+    has_cache = "cache" in cfg.dataset
+    modes = list(cfg.bench.modes) if has_cache else ["memory"]
+    results = {}
+    for mode in modes:
+        overrides = {"cache": mode == "cache"} if has_cache else {}
+        datamodule = instantiate_or_explain(OmegaConf.merge(cfg.dataset, overrides))
+        start = time.perf_counter()
+        datamodule.setup("fit")
+        setup_s = time.perf_counter() - start
+        rate = images_per_second(datamodule.train_dataloader(), cfg.bench.batches, cfg.bench.warmup)
+        results[mode] = rate
+        print(f"{mode:>6}: {rate:10.0f} images/s  ({cfg.dataset.resolution}x{cfg.dataset.resolution}, "
+              f"batch {datamodule.batch_size}, {datamodule.num_workers} workers; setup {setup_s:.1f} s)", flush=True)
+    return results
+
+
+if __name__ == "__main__":
+    run("bench", bench)

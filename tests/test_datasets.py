@@ -1,0 +1,323 @@
+"""The datasets, the decode-once cache and bad input, on fixtures the tests write (no network)."""
+import io
+import logging
+import os
+import re
+import struct
+
+import lmdb
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ogan_pl.data import ImageFolderDataModule, LSUNDataModule, TorchvisionDataModule
+from ogan_pl.data import cache as cache_module
+from ogan_pl.data.cache import cached_images
+from ogan_pl.data.decode import Preprocess, decode
+from ogan_pl.data.sources import FolderSource
+from ogan_pl.errors import UserError
+from tests.conftest import ROOT
+from tests.test_cli import TINY
+
+BAD_FILES = ("empty.png", "truncated.jpg")
+
+
+def picture(w: int, h: int, seed: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+
+
+def write_folder(root, n_clean: int = 10, bad: bool = True):
+    """png/jpg/webp/bmp in nested folders, RGBA, palette, grayscale and 16-bit images; optionally
+    a zero-byte file, a truncated jpeg and a text file."""
+    (root / "a" / "b").mkdir(parents=True, exist_ok=True)
+    for i in range(n_clean):
+        picture(40 + i, 30, i).save(root / f"clean{i:02d}.png")
+    picture(50, 50, 100).save(root / "a" / "y.jpg", quality=95)
+    picture(30, 60, 101).save(root / "a" / "b" / "z.webp", quality=95)
+    picture(33, 33, 102).save(root / "a" / "w.bmp")
+    rgba = np.zeros((32, 32, 4), np.uint8)
+    rgba[:, :16] = (255, 0, 0, 255)  # left half opaque red, right half fully transparent
+    Image.fromarray(rgba, "RGBA").save(root / "rgba.png")
+    picture(32, 32, 103).convert("L").save(root / "gray.png")
+    picture(32, 32, 104).convert("P").save(root / "palette.png")
+    deep = np.full((32, 32), 65535, np.uint16)
+    deep[:, :16] = 32896  # 32896 / 257 = 128
+    Image.fromarray(deep).save(root / "deep16.png")
+    (root / "notes.txt").write_text("not an image")
+    if bad:
+        (root / "empty.png").write_bytes(b"")
+        buffer = io.BytesIO()
+        picture(64, 64, 105).save(buffer, "JPEG")
+        (root / "truncated.jpg").write_bytes(buffer.getvalue()[:len(buffer.getvalue()) // 2])
+    return root
+
+
+def write_lmdb(path, n: int = 12, garbage: int = 0):
+    """LSUN's layout: keys are image ids, values encoded images (jpeg and webp)."""
+    env = lmdb.open(str(path), map_size=1 << 26)
+    with env.begin(write=True) as txn:
+        for i in range(n):
+            buffer = io.BytesIO()
+            picture(48 + i, 40, 200 + i).save(buffer, "WEBP" if i % 2 else "JPEG", quality=95)
+            txn.put(f"{i:040x}".encode(), buffer.getvalue())
+        for i in range(garbage):
+            txn.put(f"bad{i:037x}".encode(), b"\x00garbage bytes, not an image")
+    env.close()
+    return path
+
+
+def folder_module(root, cache_dir, **kwargs) -> ImageFolderDataModule:
+    return ImageFolderDataModule(**{"root": str(root), "resolution": 16, "batch_size": 4, "holdout_size": 2,
+                                    "cache": True, "cache_dir": str(cache_dir), "num_workers": 0, **kwargs})
+
+
+def all_images(dataset) -> torch.Tensor:
+    return torch.stack([dataset[i]["image"] for i in range(len(dataset))])
+
+
+# ------------------------------------------------------------------ decoding
+def test_modes_are_converted_faithfully(tmp_path):
+    write_folder(tmp_path)
+    pre = Preprocess(resolution=32)
+    rgba = decode(tmp_path / "rgba.png", pre)
+    assert rgba[:, :, :12].eq(torch.tensor([255, 0, 0]).view(3, 1, 1)).all()  # opaque red stays red
+    assert rgba[:, :, 20:].eq(255).all()  # transparent -> white, not the hidden colour
+    deep = decode(tmp_path / "deep16.png", Preprocess(32, channels=1))
+    assert deep[0, :, :12].eq(128).all() and deep[0, :, 20:].eq(255).all()  # 16 bits scaled, not clipped
+    gray = decode(tmp_path / "gray.png", pre)
+    assert gray.shape == (3, 32, 32) and torch.equal(gray[0], gray[1])
+    assert decode(tmp_path / "palette.png", pre).shape == (3, 32, 32)
+
+
+def test_centre_crop_then_resize(tmp_path):
+    img = np.zeros((20, 60, 3), np.uint8)
+    img[:, 20:40] = 255  # the central square is white, the sides black
+    Image.fromarray(img).save(tmp_path / "wide.png")
+    assert decode(tmp_path / "wide.png", Preprocess(8)).min() > 200
+    # crop_size caps the square: a 10x10 centre of a white image with a black border
+    img = np.zeros((60, 60, 3), np.uint8)
+    img[25:35, 25:35] = 255
+    Image.fromarray(img).save(tmp_path / "border.png")
+    assert decode(tmp_path / "border.png", Preprocess(8, crop_size=10)).min() > 200
+    assert decode(tmp_path / "border.png", Preprocess(8)).float().mean() < 100
+
+
+# ------------------------------------------------------------------ folder + cache
+@pytest.mark.parametrize("cache", [True, False])
+def test_folder_reads_every_format_and_skips_bad_files_with_one_warning(tmp_path, caplog, cache):
+    write_folder(tmp_path / "imgs")
+    dm = folder_module(tmp_path / "imgs", tmp_path / "cache", cache=cache)
+    with caplog.at_level(logging.WARNING):
+        dm.setup()
+        images = torch.cat([all_images(dm.train_set), all_images(dm.holdout_set)])
+    warnings = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert images.shape[1:] == (3, 16, 16)
+    if cache:  # every image fully decoded once: both bad files found, named, counted once
+        assert len(warnings) == 1 and "skipped 2 of 19" in warnings[0]
+        assert all(name in warnings[0] for name in BAD_FILES)
+        assert len(images) == 17
+    else:  # the header check catches the zero-byte file; the truncated jpeg is replaced at decode time
+        assert len(warnings) == 1 and "skipped 1 of 19" in warnings[0] and "empty.png" in warnings[0]
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_on_error_raise_names_the_file(tmp_path, cache):
+    write_folder(tmp_path / "imgs")
+    dm = folder_module(tmp_path / "imgs", tmp_path / "cache", cache=cache, on_error="raise")
+    with pytest.raises(UserError, match=r"empty\.png|truncated\.jpg"):
+        dm.setup()
+        all_images(dm.train_set)
+
+
+def test_cached_and_uncached_pipelines_give_the_same_pixels(tmp_path):
+    write_folder(tmp_path / "imgs", bad=False)
+    cached = folder_module(tmp_path / "imgs", tmp_path / "cache", cache=True)
+    raw = folder_module(tmp_path / "imgs", tmp_path / "cache", cache=False)
+    cached.setup(), raw.setup()
+    for split in ("train_set", "holdout_set"):
+        assert torch.equal(all_images(getattr(cached, split)), all_images(getattr(raw, split)))
+    # and a whole shuffled batch from the loader holds the same images (order within a batch aside)
+    batch = next(iter(cached.train_dataloader()))["image"]
+    pool = all_images(cached.train_set).flatten(1)
+    assert all((pool == img.flatten()).all(1).any() for img in batch)
+
+
+def test_cache_is_built_once_reused_and_rebuilt_when_inputs_change(tmp_path, caplog):
+    root = write_folder(tmp_path / "imgs", bad=False)
+    pre, cache_dir = Preprocess(16), tmp_path / "cache"
+
+    def builds(**kwargs) -> int:
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="ogan_pl.data.cache"):
+            images = cached_images(FolderSource(root), kwargs.pop("pre", pre), cache_dir, workers=0)
+        assert images.dtype == np.uint8 and isinstance(images, np.memmap)
+        return sum("building the image cache" in r.getMessage() for r in caplog.records)
+
+    assert builds() == 1
+    assert builds() == 0  # reused
+    assert builds(pre=Preprocess(32)) == 1  # another resolution: another file
+    assert builds() == 0
+    picture(40, 40, 999).save(root / "new.png")  # the dataset changed: rebuilt
+    assert builds() == 1
+    (array,) = [p for p in (cache_dir / "images").glob("*.npy") if np.load(p, mmap_mode="r").shape == (18, 3, 16, 16)]
+    array.write_bytes(b"corrupt")
+    assert builds() == 1  # a corrupt file is rebuilt, never trusted
+
+
+def test_interrupted_cache_build_is_never_used(tmp_path, monkeypatch):
+    root = write_folder(tmp_path / "imgs", bad=False)
+    real_decode, calls = cache_module.decode, []
+
+    def dies_midway(data, pre):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt  # the job is killed while the cache is being written
+        return real_decode(data, pre)
+
+    monkeypatch.setattr(cache_module, "decode", dies_midway)
+    with pytest.raises(KeyboardInterrupt):
+        cached_images(FolderSource(root), Preprocess(16), tmp_path / "cache", workers=0)
+    assert not list((tmp_path / "cache" / "images").glob("*.npy"))  # nothing half-written stays
+    assert not list((tmp_path / "cache" / "images").glob(".*tmp"))
+    monkeypatch.setattr(cache_module, "decode", real_decode)
+    images = cached_images(FolderSource(root), Preprocess(16), tmp_path / "cache", workers=0)
+    direct = torch.stack([decode(p, Preprocess(16)) for p in FolderSource(root).files])
+    assert torch.equal(torch.from_numpy(np.array(images)), direct)
+
+
+def test_gpu_side_flip_mirrors_about_half_the_batch(tmp_path):
+    dm = folder_module(write_folder(tmp_path / "imgs", bad=False), tmp_path / "cache", flip=True)
+    images = torch.randint(0, 256, (256, 3, 8, 8), dtype=torch.uint8)
+    out = dm.on_after_batch_transfer({"image": images.clone()}, 0)["image"]
+    expected = images.float() / 127.5 - 1
+    same = (out == expected).flatten(1).all(1)
+    mirrored = (out == expected.flip(-1)).flatten(1).all(1)
+    assert (same | mirrored).all() and 80 < mirrored.sum() < 176
+
+
+def test_fewer_images_than_a_batch_is_a_clear_error(tmp_path):
+    write_folder(tmp_path / "imgs", n_clean=0, bad=False)
+    with pytest.raises(UserError, match="fewer than one step's 64"):
+        folder_module(tmp_path / "imgs", tmp_path / "cache", batch_size=64).setup()
+
+
+# ------------------------------------------------------------------ LSUN's LMDB
+@pytest.mark.parametrize("cache", [True, False])
+def test_lsun_lmdb_with_two_workers(tmp_path, cache, caplog):
+    path = write_lmdb(tmp_path / "church_outdoor_train_lmdb", n=12, garbage=1)
+    dm = LSUNDataModule(root=str(path), resolution=16, batch_size=4, holdout_size=2, crop_size=256, cache=cache,
+                        cache_dir=str(tmp_path / "cache"), num_workers=2, persistent_workers=False)
+    with caplog.at_level(logging.WARNING):
+        dm.setup()
+        seen = sum(len(batch["image"]) for _ in range(2) for batch in dm.train_dataloader())
+    assert seen == 2 * (len(dm.train_set) // 4) * 4
+    if cache:
+        assert len(dm.train_set) + len(dm.holdout_set) == 12
+        assert any("skipped 1 of 13" in r.getMessage() for r in caplog.records)
+    expected = decode(lmdb.open(str(path), readonly=True, lock=False).begin().get(f"{0:040x}".encode()),
+                      Preprocess(16, crop_size=256))
+    pool = torch.cat([all_images(dm.train_set), all_images(dm.holdout_set)]).flatten(1)
+    assert (pool == expected.flatten()).all(1).any()
+
+
+def test_train_on_lsun_lmdb_and_on_a_folder(run_script, tmp_path):
+    write_lmdb(tmp_path / "church_outdoor_train_lmdb", n=24)
+    write_folder(tmp_path / "imgs", n_clean=10)
+    for name, root in (("lmdb", tmp_path / "church_outdoor_train_lmdb"), ("folder", tmp_path / "imgs")):
+        run_script("train.py", *TINY[:2], "dataset=lsun_church", f"dataset.root={root}", "dataset.resolution=32",
+                   "dataset.batch_size=4", "dataset.num_workers=2", "train.steps=2", "callbacks.images.every_n_steps=2",
+                   "logger=none", f"hydra.run.dir={name}")
+        assert (tmp_path / name / "images" / "reconstructions_0000002.png").is_file()
+    assert list((tmp_path / ".cache" / "ogan_pl" / "images").glob("*.npy"))  # cache on by default
+
+
+@pytest.mark.parametrize("args,message", [
+    (["dataset=lsun_church", "dataset.root=NOT_LMDB"], "is not an LMDB directory (no data.mdb in it); download LSUN"),
+    (["dataset=lsun_church"], "church_outdoor_train_lmdb does not exist; download LSUN with github.com/fyu/lsun"),
+    (["dataset=ffhq", "dataset.root=EMPTY"], "no images"),
+    (["dataset=celeba"], "does not exist; download img_align_celeba.zip"),
+    (["dataset=image_folder"], "dataset.root is not set"),
+])
+def test_missing_or_wrong_data_is_one_line_before_any_model(run_script, tmp_path, args, message):
+    (tmp_path / "x_lmdb").mkdir()
+    (tmp_path / "empty").mkdir()
+    args = [a.replace("NOT_LMDB", str(tmp_path / "x_lmdb")).replace("EMPTY", str(tmp_path / "empty")) for a in args]
+    proc = run_script("train.py", *args, "logger=none", "hydra.run.dir=run", check=False, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("error: ") and message in lines[-1], lines[-1]
+
+
+# ------------------------------------------------------------------ torchvision
+def write_mnist(root, n_train: int = 20, n_test: int = 8):
+    """torchvision's MNIST raw files (idx format), as its download would leave them."""
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, n, 28, 28) + images.tobytes())
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, n) + bytes(n))
+    return root
+
+
+def test_mnist_through_torchvision_offline(tmp_path):
+    dm = TorchvisionDataModule(name="mnist", root=str(write_mnist(tmp_path / "mnist")), download=False,
+                               resolution=32, channels=1, batch_size=4, holdout_size=5)
+    dm.setup()
+    assert len(dm.train_set) == 20 and len(dm.holdout_set) == 5
+    assert dm.train_set[0]["image"].shape == (1, 32, 32) and dm.train_set[0]["image"].dtype == torch.uint8
+
+
+def test_cifar10_absent_offline_is_one_line(tmp_path):
+    dm = TorchvisionDataModule(name="cifar10", root=str(tmp_path / "cifar"), download=False, resolution=32)
+    with pytest.raises(UserError, match="cifar10 not found under dataset.root=.*copy torchvision's CIFAR10 files"):
+        dm.setup()
+
+
+# ------------------------------------------------------------------ experiments and the benchmark
+EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_and_runs_two_steps(run_script, tmp_path, inception_weights, experiment):
+    """Each preset at its real resolution and model (batch 2 on fixture data), FID callback included."""
+    from omegaconf import OmegaConf
+
+    preset = OmegaConf.load(ROOT / "conf" / "experiment" / f"{experiment}.yaml")
+    args = [f"experiment={experiment}", "train.steps=2", "logger=none", "hydra.run.dir=run"]
+    if "dataset" in preset:
+        root = (write_lmdb(tmp_path / "data_lmdb", n=12) if "lsun" in experiment
+                else write_folder(tmp_path / "data", n_clean=10, bad=False))
+        args += [f"dataset.root={root}", "dataset.batch_size=2", "dataset.holdout_size=2", "dataset.num_workers=0"]
+    if "fid" in preset.get("callbacks", {}):
+        args += ["callbacks.fid.n_samples=4", "callbacks.fid.n_real=4", "metrics.batch_size=4",
+                 f"metrics.inception_weights={inception_weights}"]
+    run_script(*(["train.py"] + args), timeout=600)
+    stored = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    config = stored["hyper_parameters"]["config"]
+    assert stored["ogan"]["g_iter"] == 2
+    for key, value in preset.get("model", {}).items():
+        assert config["model"][key] == value, key
+    if "dataset" in preset:
+        assert config["dataset"]["resolution"] == preset.dataset.resolution
+        assert config["loss"]["corr_weight"] == preset.loss.corr_weight
+        assert (tmp_path / "run" / "checkpoints" / "metrics.jsonl").is_file()
+
+
+def test_loader_benchmark_reports_raw_and_cached_speed(tmp_path):
+    import subprocess
+    import sys
+
+    root = write_folder(tmp_path / "imgs", n_clean=20, bad=False)
+    proc = subprocess.run([sys.executable, "-m", "ogan_pl.data.bench", "dataset=image_folder", f"dataset.root={root}",
+                           "dataset.resolution=16", "dataset.batch_size=4", "dataset.num_workers=0",
+                           "bench.batches=5", "bench.warmup=1", "hydra.run.dir=bench"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rates = dict(re.findall(r"^\s*(raw|cache):\s+(\d+) images/s", proc.stdout, re.M))
+    assert set(rates) == {"raw", "cache"} and all(int(v) > 0 for v in rates.values())
