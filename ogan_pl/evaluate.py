@@ -54,10 +54,13 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_datamodule(stored: dict, overrides: DictConfig):
-    """The checkpoint's dataset config with the non-null command-line overrides applied."""
+def build_datamodule(stored: dict, overrides: DictConfig, cache_dir: str):
+    """The checkpoint's dataset config with the non-null command-line overrides applied, and this
+    machine's cache folder instead of the training machine's."""
     given = {k: v for k, v in OmegaConf.to_container(overrides).items() if v is not None}
     dataset = {**stored["dataset"], **given}
+    if "cache_dir" in dataset:
+        dataset["cache_dir"] = cache_dir
     if "root" in dataset and not Path(str(dataset["root"])).is_dir():
         raise UserError(f"dataset.root={dataset['root']} (from the checkpoint) does not exist; "
                         "point it at the data with dataset.root=DIR")
@@ -129,7 +132,7 @@ def evaluate(cfg: DictConfig) -> dict:
         extractor = InceptionFeatures.load(cfg.metrics.inception_weights, cfg.metrics.download, cfg.metrics.antialias)
     if cfg.use_ema and not model.has_ema:
         log.warning("the checkpoint has no EMA weights (model.ema_decay=0); using the raw weights")
-    datamodule = build_datamodule(model.hparams.config, cfg.dataset)
+    datamodule = build_datamodule(model.hparams.config, cfg.dataset, cfg.paths.cache_dir)
     datamodule.setup()
 
     scores, protocol = {}, {}

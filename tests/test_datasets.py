@@ -321,3 +321,18 @@ def test_loader_benchmark_reports_raw_and_cached_speed(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     rates = dict(re.findall(r"^\s*(raw|cache):\s+(\d+) images/s", proc.stdout, re.M))
     assert set(rates) == {"raw", "cache"} and all(int(v) > 0 for v in rates.values())
+
+
+@pytest.mark.parametrize("layout", ["img_align_celeba", "celeba/img_align_celeba", "."])
+def test_celeba_finds_the_aligned_folder_in_every_layout(tmp_path, layout):
+    from ogan_pl.data import CelebADataModule
+
+    folder = tmp_path / "celeba_root" / layout
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(12):
+        picture(178, 218, i).save(folder / f"{i:06d}.jpg")
+    dm = CelebADataModule(root=str(tmp_path / "celeba_root"), resolution=16, crop_size=140, batch_size=4,
+                          holdout_size=2, cache=False)
+    dm.setup()
+    assert len(dm.train_set) + len(dm.holdout_set) == 12
+    assert dm.identity()["root"] == str(folder.resolve())

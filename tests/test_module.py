@@ -1,5 +1,4 @@
 """The LightningModule: update isolation inside a real Trainer, the inference API, loading."""
-import pytest
 import pytorch_lightning as pl
 import torch
 
