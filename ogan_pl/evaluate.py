@@ -150,7 +150,12 @@ def evaluate(cfg: DictConfig) -> dict:
     record = {"ckpt": str(ckpt), "g_iter": model.g_iter, "kimg": model.kimg, "metrics": scores,
               "protocol": protocol, "seed": cfg.seed, "device": str(device),
               "wall_time_s": round(time.perf_counter() - started, 3), "time": now_iso(), "source": "evaluate.py"}
-    results = append_jsonl(cfg.results_file or ckpt.parent / "metrics.jsonl", record)
+    target = Path(cfg.results_file or ckpt.parent / "metrics.jsonl")
+    try:
+        results = append_jsonl(target, record)
+    except OSError as err:
+        raise UserError(f"cannot append the results to {target} ({err.strerror}); "
+                        "pass results_file=PATH to write them elsewhere") from None
     print(f"results appended to {results}")
     if cfg.grids:
         record["grids"] = write_grids(cfg, model, datamodule)

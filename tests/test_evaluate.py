@@ -124,3 +124,12 @@ def test_missing_inception_weights_stop_training_before_it_starts(run_script, to
 def test_bad_metric_options_are_one_line_errors(run_script, args, message):
     proc = run_script("evaluate.py", "ckpt=any.ckpt", *args, "hydra.run.dir=run", check=False, timeout=60)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_unwritable_results_file_is_one_line(fid_run, run_script, tmp_path):
+    (tmp_path / "a_file").write_text("")
+    proc = run_script("evaluate.py", f"ckpt={fid_run / 'checkpoints/last.ckpt'}", *EVAL, "metrics.names=[encoder]",
+                      f"results_file={tmp_path / 'a_file' / 'metrics.jsonl'}", "hydra.run.dir=ev",
+                      check=False, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "pass results_file=PATH to write them elsewhere" in proc.stderr.splitlines()[-1]
