@@ -156,11 +156,12 @@ class ImageFolderDataModule(ImageDataModule):
             images = cached_images(source, self.preprocess, self.cache_dir, self.on_error)
             n, make = len(images), lambda idx: ArrayImages(images, idx)  # noqa: E731
         else:
-            readable = [i for i in range(len(source)) if source.header_ok(i)]
-            if self.on_error == "raise" and len(readable) < len(source):
-                first = next(i for i in range(len(source)) if i not in set(readable))
-                raise UserError(f"cannot read {source.name(first)}; fix or remove it, or set dataset.on_error=skip")
-            report_bad([source.name(i) for i in sorted(set(range(len(source))) - set(readable))], len(source))
+            ok = [source.header_ok(i) for i in range(len(source))]
+            readable = [i for i, good in enumerate(ok) if good]
+            unreadable = [source.name(i) for i, good in enumerate(ok) if not good]
+            if self.on_error == "raise" and unreadable:
+                raise UserError(f"cannot read {unreadable[0]}; fix or remove it, or set dataset.on_error=skip")
+            report_bad(unreadable, len(source))
             if not readable:
                 raise UserError(f"none of the {len(source)} images under {self.data_root()} can be read")
             n = len(readable)
