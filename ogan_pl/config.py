@@ -16,11 +16,32 @@ ALLOWED_TARGET_PREFIXES = ("ogan_pl.", "torch.optim.")
 UPDATE_SCHEMES = ("alternating", "joint")
 
 
+def launch_id() -> str | None:
+    """A name every rank of one job shares when an outside launcher started them (SLURM, torchrun),
+    so they agree on one run directory; a requeued SLURM job gets its old directory back."""
+    if "SLURM_JOB_ID" in os.environ:
+        array = os.environ.get("SLURM_ARRAY_JOB_ID")
+        return f"slurm-{array}_{os.environ['SLURM_ARRAY_TASK_ID']}" if array else f"slurm-{os.environ['SLURM_JOB_ID']}"
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID")
+    if run_id and run_id != "none":
+        return f"torchrun-{run_id}"
+    return None
+
+
 def _register_resolvers() -> None:
-    # W&B runs offline unless the user opts in with WANDB_MODE=online or logger.wandb.offline=false.
-    if not OmegaConf.has_resolver("wandb_offline"):
-        OmegaConf.register_new_resolver(
-            "wandb_offline", lambda: os.environ.get("WANDB_MODE", "offline") != "online")
+    from ogan_pl.distributed import process_rank
+
+    resolvers = {
+        # W&B runs offline unless the user opts in with WANDB_MODE=online or logger.wandb.offline=false.
+        "wandb_offline": lambda: os.environ.get("WANDB_MODE", "offline") != "online",
+        # hydra.run.dir: the launcher's job name, else the start time
+        "run_name": lambda stamp: launch_id() or stamp,
+        # only rank 0 writes Hydra's .hydra/ folder
+        "rank_zero_only": lambda value: value if process_rank() == 0 else None,
+    }
+    for name, fn in resolvers.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)
 
 
 _register_resolvers()
@@ -90,6 +111,7 @@ def validate(cfg: DictConfig) -> None:
     _require(ds.get("num_workers", 0) >= 0, f"dataset.num_workers={ds.num_workers} must be >= 0")
     # dataset.root is checked by the DataModule, which knows how to get its data (see train.py)
 
+    _require(isinstance(cfg.seed, int) and cfg.seed >= 0, f"seed={cfg.seed} must be an integer >= 0")
     _require(isinstance(train.steps, int) and train.steps >= 1,
              f"train.steps={train.steps} must be a positive number of generator iterations")
     _require(isinstance(train.n_critic, int) and train.n_critic >= 1,
@@ -121,6 +143,18 @@ def validate(cfg: DictConfig) -> None:
     for key in ("lr_e", "lr_g"):
         _require(optim[key] > 0, f"optim.{key}={optim[key]} must be > 0")
 
+    trainer = cfg.trainer
+    if trainer.get("sync_batchnorm"):
+        _require(trainer.get("accelerator") != "cpu",
+                 "trainer.sync_batchnorm=true needs GPUs (torch's SyncBatchNorm has no CPU kernel); "
+                 "drop it on CPU")
+        _require(loss.get("gp_weight", 0) == 0 and loss.get("r1_gamma", 0) == 0,
+                 "trainer.sync_batchnorm=true cannot take the double backward of a gradient penalty "
+                 "(loss.gp_weight / loss.r1_gamma); use loss=gan_qp or loss=hinge with it")
+    _require(cfg.get("resume", "auto") in ("auto", "never"),
+             f"resume={cfg.get('resume')!r} must be auto (continue from the run directory's newest "
+             "checkpoint) or never; to start from a given file use ckpt_path=PATH")
+
     for name, logger in (cfg.get("logger") or {}).items():
         if logger and "TensorBoardLogger" in str(logger.get("_target_", "")):
             try:
@@ -141,7 +175,8 @@ def check_group_choices(argv: list[str], conf_dir: Path) -> None:
         key, value = arg.split("=", 1)
         key = key.lstrip("+~")
         group_dir = conf_dir / key
-        if "." in key or not group_dir.is_dir() or "(" in value:
+        # hydra/launcher, hydra/sweeper: Hydra's plugins add options that are not in conf/
+        if "." in key or key.startswith("hydra/") or not group_dir.is_dir() or "(" in value:
             continue
         options = sorted(p.stem for p in group_dir.glob("*.yaml"))
         for choice in value.split(","):

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from ogan_pl.config import optimizer_steps_per_iteration, safe_instantiate
+from ogan_pl.distributed import all_reduce_mean_, rank_seed
 from ogan_pl.ema import EMA
 from ogan_pl.losses import correlation, standardize
 from ogan_pl.models import DiscriminatorHead
@@ -30,6 +31,7 @@ class OGAN(pl.LightningModule):
         model = config["model"]
         self.z_dim = int(model["z_dim"])
         self.recon_scale = float(model["recon_scale"])
+        self.seed = int(config["seed"])
         self.update_scheme = config["train"]["update"]
         self.n_critic = int(config["train"]["n_critic"])
         self.E = safe_instantiate(model["encoder"], name="model.encoder")
@@ -44,6 +46,7 @@ class OGAN(pl.LightningModule):
         self.images_seen = 0  # real images shown to E, all devices together
         self._speed_mark: tuple[float, int] | None = None
         self.images_per_sec = 0.0
+        self._noise_generator: torch.Generator | None = None
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path, map_location=None, weights_only: bool = True, **kwargs):
@@ -56,7 +59,14 @@ class OGAN(pl.LightningModule):
         return self.head(self.E(x))
 
     def _noise(self, n: int) -> Tensor:
-        return torch.randn(n, self.z_dim, device=self.device)
+        return torch.randn(n, self.z_dim, device=self.device, generator=self._noise_generator)
+
+    def _seed_noise(self) -> None:
+        """z of this step from (seed, rank, generator iteration): ranks draw different noise, and a
+        resumed run the same noise as an uninterrupted one. Seeding is host-side: no device sync."""
+        if self._noise_generator is None or self._noise_generator.device != self.device:
+            self._noise_generator = torch.Generator(device=self.device)
+        self._noise_generator.manual_seed(rank_seed(self.seed, self.global_rank, self.g_iter))
 
     # ----------------------------------------------------------------- optimizers
     def configure_optimizers(self):
@@ -107,6 +117,7 @@ class OGAN(pl.LightningModule):
     # ----------------------------------------------------------------- training
     def training_step(self, batch: dict, batch_idx: int) -> None:
         reals = batch["image"]
+        self._seed_noise()
         if self.update_scheme == "joint":
             stats = self._optimize(self.optimizers(), *self.joint_objective(reals, self._noise(len(reals))))
         else:
@@ -118,12 +129,20 @@ class OGAN(pl.LightningModule):
             self.untoggle_optimizer(opt_g)
         self.g_iter += 1
         self.images_seen += len(reals) * self.trainer.world_size
+        self._average_buffers()
         if self.G_ema is not None:
             self.G_ema.update(self.G, self.g_iter)
             self.E_ema.update(self.E, self.g_iter)
         self.log_dict({f"train/{k}": v.detach() for k, v in stats.items()},
                       on_step=True, on_epoch=False, batch_size=len(reals))
         self._log_progress(len(reals))
+
+    def _average_buffers(self) -> None:
+        """BatchNorm running statistics differ per rank (each sees its own batch); averaging them
+        keeps every rank, and so the EMA copies and the checkpoint, identical. No-op on one device."""
+        if self.trainer.world_size > 1:
+            all_reduce_mean_([b for net in (self.E, self.G, self.head) for b in net.buffers()
+                              if b.is_floating_point()])
 
     def _optimize(self, opt, loss: Tensor, stats: dict[str, Tensor]) -> dict[str, Tensor]:
         opt.zero_grad(set_to_none=True)
@@ -158,6 +177,8 @@ class OGAN(pl.LightningModule):
 
     def on_train_start(self) -> None:
         self._speed_mark = None
+        # other randomness on the device (e.g. the data flip) differs per rank too
+        torch.manual_seed(rank_seed(self.seed, self.global_rank, 0, stream=1))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["ogan"] = {"g_iter": self.g_iter, "images_seen": self.images_seen}

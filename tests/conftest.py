@@ -34,15 +34,26 @@ def make_model():
     return make
 
 
+def script_env(cwd: Path, env: dict | None = None) -> dict:
+    """The environment of a user's run in `cwd`: W&B offline under `cwd`, the repo importable."""
+    return {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": str(cwd),
+            "WANDB_CONFIG_DIR": str(cwd / "wandb_config"), "WANDB_CACHE_DIR": str(cwd / "wandb_cache"),
+            "WANDB_DATA_DIR": str(cwd / "wandb_data"), "WANDB_SILENT": "true",
+            "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore",
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), **(env or {})}
+
+
+def start_in(cwd: Path, script: str, *args: str, env: dict | None = None) -> subprocess.Popen:
+    """Start train.py / evaluate.py (or a test script) in `cwd` in the background, output to cwd/out.txt."""
+    out = open(cwd / "out.txt", "a")
+    return subprocess.Popen([sys.executable, str(ROOT / script), *args], cwd=cwd, env=script_env(cwd, env),
+                            stdout=out, stderr=subprocess.STDOUT, text=True)
+
+
 def run_in(cwd: Path, script: str, *args: str, check: bool = True, timeout: int = 300,
            env: dict | None = None) -> subprocess.CompletedProcess:
     """Run train.py / evaluate.py in `cwd` as a user would, W&B offline under `cwd`."""
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": str(cwd),
-           "WANDB_CONFIG_DIR": str(cwd / "wandb_config"), "WANDB_CACHE_DIR": str(cwd / "wandb_cache"),
-           "WANDB_DATA_DIR": str(cwd / "wandb_data"), "WANDB_SILENT": "true",
-           "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), **(env or {})}
-    proc = subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, env=env,
+    proc = subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, env=script_env(cwd, env),
                           capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"{script} {' '.join(args)} exited {proc.returncode}\n"

@@ -3,6 +3,16 @@ import pytorch_lightning as pl
 import torch
 
 
+def _state(trainer, pl_module) -> dict:
+    return {
+        "g_iter": pl_module.g_iter,
+        "images_seen": pl_module.images_seen,
+        "global_step": trainer.global_step,
+        "state_dict": {k: v.detach().clone() for k, v in pl_module.state_dict().items()},
+        "optimizer_states": [opt.state_dict() for opt in trainer.optimizers],
+    }
+
+
 class RecordStateAtStart(pl.Callback):
     """Saves the module's and optimizers' state as training (re)starts, to compare with a checkpoint."""
 
@@ -10,13 +20,44 @@ class RecordStateAtStart(pl.Callback):
         self.path = path
 
     def on_train_start(self, trainer, pl_module):
-        torch.save({
-            "g_iter": pl_module.g_iter,
-            "images_seen": pl_module.images_seen,
-            "global_step": trainer.global_step,
-            "state_dict": {k: v.clone() for k, v in pl_module.state_dict().items()},
-            "optimizer_states": [opt.state_dict() for opt in trainer.optimizers],
-        }, self.path)
+        torch.save(_state(trainer, pl_module), self.path)
+
+
+class RecordRankState(pl.Callback):
+    """Under DDP: each rank saves `dirpath`/rank{N}.pt at the end of training: its final state, a
+    fingerprint of every training image it saw, and its logged losses at every step."""
+
+    def __init__(self, dirpath: str, n_grad_steps: int = 2):
+        self.dirpath = dirpath
+        self.n_grad_steps = n_grad_steps
+        self.image_sums: list[torch.Tensor] = []
+        self.losses: list[dict] = []
+        self.local_grads: list[dict] = []  # after backward: this rank's own gradients
+        self.applied_grads: list[dict] = []  # before the optimizer step: what the step uses
+
+    @staticmethod
+    def _grads(pl_module) -> dict:
+        # the network being updated: the other one is frozen (requires_grad off) during the step
+        return {n: p.grad.detach().clone() for n, p in pl_module.named_parameters()
+                if p.grad is not None and p.requires_grad}
+
+    def on_after_backward(self, trainer, pl_module):
+        if len(self.local_grads) < self.n_grad_steps:
+            self.local_grads.append(self._grads(pl_module))
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        if len(self.applied_grads) < self.n_grad_steps:
+            self.applied_grads.append(self._grads(pl_module))
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.image_sums.append(batch["image"].double().flatten(1).sum(1).cpu())
+        self.losses.append({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")})
+
+    def on_train_end(self, trainer, pl_module):
+        torch.save({**_state(trainer, pl_module), "rank": trainer.global_rank, "world_size": trainer.world_size,
+                    "image_sums": torch.cat(self.image_sums), "losses": self.losses,
+                    "local_grads": self.local_grads, "applied_grads": self.applied_grads},
+                   f"{self.dirpath}/rank{trainer.global_rank}.pt")
 
 
 def read_wandb_history(run_file) -> list[dict]:

@@ -17,9 +17,14 @@ TINY = ["model.bottom_channels=32", "model.z_dim=16", "dataset.batch_size=8", "d
 
 
 def read_csv_metrics(run: Path) -> list[dict]:
-    (path,) = run.glob("csv/version_*/metrics.csv")
-    with open(path) as f:
-        return list(csv.DictReader(f))
+    """The CSV logger's rows; a resumed run adds a version_N folder, read in order."""
+    paths = sorted(run.glob("csv/version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[1]))
+    assert paths, f"no CSV metrics under {run}"
+    rows = []
+    for path in paths:
+        with open(path) as f:
+            rows += list(csv.DictReader(f))
+    return rows
 
 
 def wandb_history(run: Path) -> list[dict]:

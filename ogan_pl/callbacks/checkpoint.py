@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 from pytorch_lightning.plugins import TorchCheckpointIO
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from ogan_pl.errors import UserError
 from ogan_pl.io import atomic_torch_save
@@ -23,8 +24,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 class GeneratorStepCheckpoint(pl.Callback):
     """`giter_NNNNNNN.ckpt` (7-digit iteration) every `every_n_steps` generator iterations, and
-    `last.ckpt` with each save and at the end. A checkpoint holds G, E, their EMA copies, the
-    optimizer states, the resolved config and the generator-iteration counter."""
+    `last.ckpt` with each save, at the end, and when a SIGTERM / SIGUSR1 stops the run (Lightning
+    stops between two steps, so the state is consistent). A checkpoint holds G, E, their EMA copies,
+    the optimizer states, the resolved config and the generator-iteration counter."""
 
     def __init__(self, dirpath: str, every_n_steps: int = 1000, save_last: bool = True):
         if every_n_steps < 1:
@@ -45,6 +47,10 @@ class GeneratorStepCheckpoint(pl.Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         self._save_last(trainer, pl_module)
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        if isinstance(exception, SIGTERMException):  # preempted: every rank is here, at the same step
+            self._save_last(trainer, pl_module)
 
     def _save_last(self, trainer, pl_module) -> None:
         if self.save_last and pl_module.g_iter != self._last_saved:

@@ -4,6 +4,7 @@ import time
 from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
 
 from ogan_pl.errors import UserError
 from ogan_pl.io import append_jsonl, now_iso
@@ -86,6 +87,8 @@ class FIDCallback(pl.Callback):
         improved = fid < self.best_fid
         if improved:
             self.best_fid, self.best_g_iter = fid, step
+        # the run's result (train.py's return value, the sweep summary) reads callback_metrics
+        trainer.callback_metrics.update({"metrics/fid": torch.tensor(fid), "metrics/best_fid": torch.tensor(self.best_fid)})
         if trainer.is_global_zero and self.results_file is not None:
             append_jsonl(self.results_file, {
                 "g_iter": step, "kimg": pl_module.kimg, "metrics": {"fid": fid}, "best_fid": self.best_fid,

@@ -1,0 +1,73 @@
+"""After a multirun: one summary of every job's final metrics, in the sweep directory.
+
+Each job leaves `result.json` in its own directory (ogan_pl.train.RESULT_FILE); this Hydra
+callback reads them back once all jobs are done, so it works the same whichever launcher ran
+the jobs (in this process, ddp_spawn, or SLURM through submitit).
+"""
+import csv
+import io
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from ogan_pl.io import atomic_write
+
+log = logging.getLogger(__name__)
+
+RESULT_FILE = "result.json"
+
+
+def _job_order(path: Path):
+    return (0, int(path.name), "") if path.name.isdigit() else (1, 0, path.name)
+
+
+def collect_results(sweep_dir: str | Path) -> list[dict]:
+    """One record per job directory: its overrides, length and final metrics (or status "no result")."""
+    records = []
+    for job_dir in sorted((p for p in Path(sweep_dir).iterdir() if p.is_dir()), key=_job_order):
+        result_file = job_dir / RESULT_FILE
+        if result_file.is_file():
+            records.append({"job": job_dir.name, "status": "finished", **json.loads(result_file.read_text())})
+        elif (job_dir / ".hydra").is_dir() or (job_dir / "config.yaml").is_file():
+            records.append({"job": job_dir.name, "status": "no result", "output_dir": str(job_dir)})
+    return records
+
+
+def write_summary(sweep_dir: str | Path, records: list[dict]) -> tuple[Path, Path]:
+    """summary.jsonl (one record per job) and summary.csv (one row per job, one column per metric)."""
+    sweep_dir = Path(sweep_dir)
+    jsonl = atomic_write(sweep_dir / "summary.jsonl",
+                         lambda f: f.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode()))
+    metric_names = sorted({name for r in records for name in r.get("metrics", {})})
+    rows = [{"job": r["job"], "status": r["status"], "overrides": " ".join(r.get("overrides", [])),
+             "g_iter": r.get("g_iter", ""), **r.get("metrics", {})} for r in records]
+
+    def write_csv(f):
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=["job", "status", "overrides", "g_iter", *metric_names])
+        writer.writeheader()
+        writer.writerows(rows)
+        f.write(text.getvalue().encode())
+
+    return jsonl, atomic_write(sweep_dir / "summary.csv", write_csv)
+
+
+class SweepSummary(Callback):
+    """Hydra callback (conf/hydra/default.yaml): writes the summary when a multirun ends."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        records = collect_results(sweep_dir) if sweep_dir.is_dir() else []
+        if not records:
+            return
+        jsonl, _ = write_summary(sweep_dir, records)
+        key = config.get("optimized_metric") or "metrics/fid"
+        for r in records:
+            value = r.get("metrics", {}).get(key)
+            shown = f"{key}={value:.4g}" if value is not None else r["status"]
+            log.info("job %s  %s  %s", r["job"], " ".join(r.get("overrides", [])), shown)
+        log.info("sweep summary: %s (and summary.csv)", jsonl)

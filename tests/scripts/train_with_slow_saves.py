@@ -1,0 +1,40 @@
+"""train.py whose checkpoint writes become slow from the SLOW_SAVE_FROM-th one on (1-based).
+
+That write puts half of its bytes into the temporary file, writes the temporary file's path to
+SLOW_SAVE_MARKER and sleeps, so that a test can SIGKILL the process in the middle of a save.
+"""
+import io
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import torch  # noqa: E402
+
+real_save = torch.save
+checkpoint_writes = 0
+
+
+def slow_save(obj, f, *args, **kwargs):
+    global checkpoint_writes
+    if str(getattr(f, "name", "")).endswith(".ckpt.tmp"):
+        checkpoint_writes += 1
+        if checkpoint_writes >= int(os.environ["SLOW_SAVE_FROM"]):
+            buffer = io.BytesIO()
+            real_save(obj, buffer, *args, **kwargs)
+            f.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+            f.flush()
+            Path(os.environ["SLOW_SAVE_MARKER"]).write_text(str(f.name))
+            time.sleep(600)
+    return real_save(obj, f, *args, **kwargs)
+
+
+torch.save = slow_save
+
+from ogan_pl.cli import run  # noqa: E402
+from ogan_pl.train import train  # noqa: E402
+
+if __name__ == "__main__":
+    run("config", train)
