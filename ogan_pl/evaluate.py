@@ -21,6 +21,7 @@ from ogan_pl.io import append_jsonl, now_iso
 from ogan_pl.metrics import (IMAGE_METRICS, ImageMetrics, InceptionFeatures, add_generated, encoder_metrics,
                              fake_noise, prepare_real_stats)
 from ogan_pl.module import OGAN
+from ogan_pl.sweep import write_result
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,7 @@ def evaluate(cfg: DictConfig) -> dict:
     print(f"results appended to {results}")
     if cfg.grids:
         record["grids"] = write_grids(cfg, model, datamodule)
-    return record
+    return write_result(cfg.out_dir, record)  # for the summary of `evaluate.py -m ckpt=a,b`
 
 
 def write_grids(cfg: DictConfig, model: OGAN, datamodule) -> dict[str, str]:

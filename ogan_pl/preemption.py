@@ -50,9 +50,16 @@ class PreemptionSignals:
     def note_sigterm(self) -> None:
         self.received = self.received or signal.SIGTERM
 
+    @property
+    def requeue_requested(self) -> bool:
+        """A requeue signal arrived, requeueing is on, and this is a SLURM job."""
+        return (self.requeue_allowed and self.received in self.REQUEUE_SIGNALS
+                and (callable(self._previous.get(self.received)) or "SLURM_JOB_ID" in os.environ))
+
     def requeue(self) -> bool:
-        """Requeue this SLURM job after the save, where the launcher allows. True if requested."""
-        if not (self.requeue_allowed and self.received in self.REQUEUE_SIGNALS):
+        """Requeue this SLURM job after the save: through submitit's handler when it launched the job
+        (it exits the process), else `scontrol requeue` on rank 0. True if the job was requeued."""
+        if not self.requeue_requested:
             return False
         previous = self._previous.get(self.received)
         if callable(previous):  # submitit's: resubmits the job (rank 0), then exits the process

@@ -1,6 +1,6 @@
 """After a multirun: one summary of every job's final metrics, in the sweep directory.
 
-Each job leaves `result.json` in its own directory (ogan_pl.train.RESULT_FILE); this Hydra
+Each job (train.py or evaluate.py) leaves `result.json` in its own directory; this Hydra
 callback reads them back once all jobs are done, so it works the same whichever launcher ran
 the jobs (in this process, ddp_spawn, or SLURM through submitit).
 """
@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
@@ -19,6 +20,14 @@ from ogan_pl.io import atomic_write
 log = logging.getLogger(__name__)
 
 RESULT_FILE = "result.json"
+
+
+def write_result(out_dir: str | Path, record: dict) -> dict:
+    """Leave a job's final record (with its command-line overrides) in its directory, for the summary."""
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    record = {**record, "overrides": overrides, "output_dir": str(out_dir)}
+    atomic_write(Path(out_dir) / RESULT_FILE, lambda f: f.write(json.dumps(record, indent=2).encode()))
+    return record
 
 
 def _job_order(path: Path):
@@ -66,8 +75,10 @@ class SweepSummary(Callback):
             return
         jsonl, _ = write_summary(sweep_dir, records)
         key = config.get("optimized_metric") or "metrics/fid"
-        for r in records:
+        shared = set.intersection(*(set(r.get("overrides", [])) for r in records))
+        for r in records:  # only what differs between jobs: the swept values
             value = r.get("metrics", {}).get(key)
             shown = f"{key}={value:.4g}" if value is not None else r["status"]
-            log.info("job %s  %s  %s", r["job"], " ".join(r.get("overrides", [])), shown)
+            swept = " ".join(o for o in r.get("overrides", []) if o not in shared)
+            log.info("job %s  %s  %s", r["job"], swept, shown)
         log.info("sweep summary: %s (and summary.csv)", jsonl)

@@ -1,5 +1,4 @@
 """`python train.py`: compose, validate, build, fit. All logic of the entry point lives here."""
-import json
 import logging
 from pathlib import Path
 
@@ -13,11 +12,10 @@ from ogan_pl.callbacks import GeneratorStepCheckpoint
 from ogan_pl.config import instantiate_or_explain, optimizer_steps_per_iteration, validate
 from ogan_pl.distributed import GradientAllReduceDDP, make_strategy, process_rank
 from ogan_pl.errors import UserError
-from ogan_pl.io import atomic_write
 from ogan_pl.module import OGAN
 from ogan_pl.preemption import PreemptionSignals
 from ogan_pl.resume import find_resume_checkpoint
-from ogan_pl.sweep import RESULT_FILE
+from ogan_pl.sweep import write_result
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +33,26 @@ def finish_wandb() -> None:
         wandb.finish()
 
 
-def build_trainer(cfg: DictConfig, callbacks: list) -> pl.Trainer:
+def build_loggers(cfg: DictConfig, resuming: bool) -> list:
+    """The `logger` group; a job resuming in its own run directory continues its W&B run there."""
+    loggers = []
+    for node in (cfg.get("logger") or {}).values():
+        if not node or "_target_" not in node:
+            continue
+        latest = Path(node.get("save_dir") or ".") / "wandb" / "latest-run"
+        if resuming and node._target_.endswith("WandbLogger") and latest.exists():
+            run_id = latest.resolve().name.rsplit("-", 1)[-1]  # (offline-)run-DATE_TIME-ID
+            loggers.append(instantiate_or_explain(node, id=run_id, resume="allow"))
+        else:
+            loggers.append(instantiate_or_explain(node))
+    return loggers
+
+
+def build_trainer(cfg: DictConfig, callbacks: list, resuming: bool = False) -> pl.Trainer:
     trainer: pl.Trainer = instantiate_or_explain(
         cfg.trainer,
         callbacks=callbacks,
-        logger=instantiate_group(cfg.get("logger")) or False,
+        logger=build_loggers(cfg, resuming) or False,
         strategy=make_strategy(cfg.trainer.get("strategy", "auto"), cfg.trainer.devices, cfg.trainer.num_nodes),
         # Lightning counts each optimizer's steps; train.steps counts generator iterations.
         max_steps=cfg.train.steps * optimizer_steps_per_iteration(cfg.train),
@@ -63,26 +76,24 @@ def resume_checkpoint(cfg: DictConfig, out_dir: Path) -> str | None:
         return None
     checkpoint_cfg = (cfg.get("callbacks") or {}).get("checkpoint") or {}
     path = find_resume_checkpoint(checkpoint_cfg.get("dirpath") or out_dir / "checkpoints")
-    if path is not None:
+    if path is not None and process_rank() == 0:
         log.info("resume=auto: continuing from %s", path)
     return None if path is None else str(path)
 
 
-def run_result(trainer: pl.Trainer, model: OGAN, out_dir: Path) -> dict:
+def run_result(trainer: pl.Trainer, model: OGAN) -> dict:
     """The finished job's final logged scalars (losses, rho, FID if measured) and its length.
 
     Read from trainer.callback_metrics, which Lightning also brings back from ddp_spawn's ranks.
     """
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     g_iter = int(metrics.pop("step", model.g_iter))
-    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    return {"g_iter": g_iter, "kimg": metrics.pop("progress/kimg", model.kimg), "metrics": metrics,
-            "overrides": overrides, "output_dir": str(out_dir)}
+    return {"g_iter": g_iter, "kimg": round(metrics.pop("progress/kimg", model.kimg), 3), "metrics": metrics}
 
 
 def train(cfg: DictConfig) -> float | dict:
     """Train one run. Returns `cfg.optimized_metric`'s final value when set (what a sweeper
-    minimises), else the run's result (also written to RESULT_FILE in the run directory)."""
+    minimises), else the run's result (also written to result.json in the run directory)."""
     validate(cfg)
     out_dir = Path(cfg.paths.output_dir)
     if process_rank() == 0:  # ranks started by torchrun / SLURM / Lightning share this directory
@@ -97,8 +108,8 @@ def train(cfg: DictConfig) -> float | dict:
     callbacks = instantiate_group(cfg.get("callbacks"))
     # checkpoints last, so a checkpoint holds the state other callbacks updated at the same step (best FID)
     callbacks.sort(key=lambda cb: isinstance(cb, GeneratorStepCheckpoint))
-    trainer = build_trainer(cfg, callbacks)
     ckpt_path = resume_checkpoint(cfg, out_dir)
+    trainer = build_trainer(cfg, callbacks, resuming=ckpt_path is not None)
 
     with PreemptionSignals(requeue=cfg.preemption.requeue) as signals:
         try:
@@ -111,16 +122,19 @@ def train(cfg: DictConfig) -> float | dict:
         finally:
             finish_wandb()
         if stopped:
-            requeued = signals.requeue()
+            will_requeue = signals.requeue_requested
             log.warning("stopped by %s at generator iteration %d; last.ckpt saved; %s", signals.received.name,
-                        model.g_iter, "requeued" if requeued else "run again with the same run directory "
-                        "(resume=auto) to continue")
+                        model.g_iter, "requeueing the job" if will_requeue else
+                        "run again with the same run directory (resume=auto) to continue")
+            if will_requeue:
+                signals.requeue()  # submitit's handler exits here
             raise SystemExit(128 + int(signals.received))
 
-    result = run_result(trainer, model, out_dir)
+    result = run_result(trainer, model)
     if trainer.is_global_zero:
-        atomic_write(out_dir / RESULT_FILE, lambda f: f.write(json.dumps(result, indent=2).encode()))
-    log.info("finished at generator iteration %d (%.1f kimg); outputs in %s", result["g_iter"], result["kimg"], out_dir)
+        result = write_result(out_dir, result)
+        log.info("finished at generator iteration %d (%.1f kimg); outputs in %s", result["g_iter"], result["kimg"],
+                 out_dir)
     name = cfg.get("optimized_metric")
     if not name:
         return result

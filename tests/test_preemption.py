@@ -102,3 +102,10 @@ def test_resume_never_starts_afresh(run_script, tmp_path):
     proc = run_script("train.py", *TINY, "logger=none", "train.steps=2", "hydra.run.dir=run", "resume=never")
     assert "resume=auto" not in proc.stdout + proc.stderr
     assert torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
+
+
+def test_resumed_run_continues_its_wandb_run(run_script, tmp_path):
+    run_script("train.py", *TINY, "train.steps=2", "hydra.run.dir=run")
+    run_script("train.py", *TINY, "train.steps=4", "hydra.run.dir=run")  # resume=auto, same directory
+    runs = sorted((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2 and len({r.name.rsplit("-", 1)[1] for r in runs}) == 1  # one W&B run id

@@ -1,0 +1,194 @@
+"""Hydra multiruns: one directory and W&B run per job, a summary; DDP inside sweeps; Optuna; SLURM."""
+import json
+import math
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+from omegaconf import OmegaConf
+
+from tests.conftest import tiny_config
+from tests.test_cli import TINY
+
+
+def read_summary(sweep):
+    return [json.loads(line) for line in (sweep / "summary.jsonl").read_text().splitlines()]
+
+
+def test_multirun_jobs_have_own_dirs_wandb_runs_and_a_summary(run_script, tmp_path):
+    run_script("train.py", "-m", *TINY, "train.steps=2", "loss.corr_weight=0,1", "seed=1,2", "hydra.sweep.dir=sweep")
+    sweep = tmp_path / "sweep"
+    summary = read_summary(sweep)
+    assert [r["job"] for r in summary] == ["0", "1", "2", "3"]
+    combos = set()
+    for r in summary:
+        job = sweep / r["job"]
+        cfg = OmegaConf.load(job / "config.yaml")
+        combos.add((cfg.loss.corr_weight, cfg.seed))
+        assert f"loss.corr_weight={cfg.loss.corr_weight}" in r["overrides"] and f"seed={cfg.seed}" in r["overrides"]
+        assert r["status"] == "finished" and r["g_iter"] == 2 and r["output_dir"] == str(job.resolve())
+        assert math.isfinite(r["metrics"]["train/loss_g"])
+        assert len(list(job.glob("wandb/offline-run-*"))) == 1  # its own W&B run, finished before the next
+        assert json.loads((job / "result.json").read_text())["metrics"] == r["metrics"]
+    assert combos == {(0, 1), (0, 2), (1, 1), (1, 2)}
+    rows = (sweep / "summary.csv").read_text().splitlines()
+    assert len(rows) == 5 and "train/loss_g" in rows[0]
+
+
+def test_ddp_relaunching_inside_a_multirun_is_a_one_line_error(run_script):
+    proc = run_script("train.py", "-m", *TINY, "trainer.accelerator=cpu", "trainer.devices=2",
+                      "loss.corr_weight=0,1", "hydra.sweep.dir=sweep", check=False)
+    assert proc.returncode == 2
+    assert "error: a Hydra multirun cannot re-launch DDP ranks" in proc.stderr
+    assert "trainer.strategy=ddp_spawn" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_ddp_spawn_multirun_two_jobs_of_two_processes(run_script, tmp_path):
+    run_script("train.py", "-m", *TINY, "train.steps=3", "dataset.size=128", "trainer.accelerator=cpu",
+               "trainer.devices=2", "trainer.strategy=ddp_spawn", "loss.corr_weight=0,1", "hydra.sweep.dir=sweep")
+    sweep = tmp_path / "sweep"
+    summary = read_summary(sweep)
+    assert [(r["job"], r["status"], r["g_iter"]) for r in summary] == [("0", "finished", 3), ("1", "finished", 3)]
+    for r in summary:
+        job = sweep / r["job"]
+        ckpt = torch.load(job / "checkpoints" / "last.ckpt", weights_only=True)
+        # both ranks' images: 3 iterations x 2 processes x batch 8
+        assert ckpt["ogan"]["g_iter"] == 3 and ckpt["ogan"]["images_seen"] == 3 * 2 * 8
+        assert len(list(job.glob("wandb/offline-run-*"))) == 1
+    weights = [OmegaConf.load(sweep / r["job"] / "config.yaml").loss.corr_weight for r in summary]
+    assert weights == [0, 1]
+
+
+@pytest.mark.slow
+def test_optuna_sweep_minimises_the_final_fid(run_script, tmp_path, torch_home):
+    run_script("train.py", "hparams_search=optuna_fid", *TINY, "train.steps=2", "logger=none",
+               "callbacks.fid.n_samples=16", "callbacks.fid.n_real=16", "metrics.batch_size=8",
+               "hydra.sweeper.n_trials=3", "hydra.sweeper.sampler.n_startup_trials=2", "hydra.sweep.dir=sweep",
+               timeout=600)
+    sweep = tmp_path / "sweep"
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    summary = read_summary(sweep)
+    fids = [r["metrics"]["metrics/fid"] for r in summary]
+    assert len(fids) == 3 and all(math.isfinite(f) for f in fids)
+    assert best["best_value"] == pytest.approx(min(fids))
+    assert set(best["best_params"]) == {"optim.lr_e", "optim.lr_g", "loss.corr_weight", "train.n_critic"}
+    for r in summary:  # each trial trained with the values Optuna chose for it
+        cfg = OmegaConf.load(sweep / r["job"] / "config.yaml")
+        chosen = dict(o.split("=", 1) for o in r["overrides"])
+        assert cfg.optim.lr_e == pytest.approx(float(chosen["optim.lr_e"]))
+        assert cfg.train.n_critic == int(chosen["train.n_critic"])
+
+
+def test_optimized_metric_that_was_not_logged_is_a_one_line_error(run_script):
+    proc = run_script("train.py", *TINY, "logger=none", "train.steps=1", "optimized_metric=metrics/fid",
+                      "hydra.run.dir=run", check=False)
+    assert proc.returncode == 2
+    assert "optimized_metric=metrics/fid was not logged by this run" in proc.stderr and "callbacks=fid" in proc.stderr
+
+
+def fake_slurm_bin(tmp_path):
+    """sbatch that keeps the submission script and refuses the job; srun that submitit looks for."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    scripts = {"sbatch": f'#!/bin/sh\ncp "$1" {tmp_path}/submission.sh\necho "sbatch: error: test" >&2\nexit 1\n',
+               "srun": "#!/bin/sh\nexit 0\n"}
+    for name, text in scripts.items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(stat.S_IRWXU)
+    return bin_dir
+
+
+def test_slurm_launcher_submits_one_task_per_gpu(run_script, tmp_path):
+    """2 nodes x 4 GPUs with a paper preset: the sbatch script submitit generates (no cluster here)."""
+    bin_dir = fake_slurm_bin(tmp_path)
+    proc = run_script("train.py", "-m", "hydra/launcher=slurm", "experiment=lsun_church_128", "trainer.devices=4",
+                      "trainer.num_nodes=2", "hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=600",
+                      "hydra.sweep.dir=sweep", check=False,
+                      env={"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"})
+    assert proc.returncode != 0 and "sbatch: error: test" in proc.stderr  # submitted, then refused
+    lines = set((tmp_path / "submission.sh").read_text().splitlines())
+    for line in ["#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=4", "#SBATCH --gpus-per-node=4",
+                 "#SBATCH --partition=gpu", "#SBATCH --time=600", "#SBATCH --requeue",
+                 "#SBATCH --signal=USR2@120", "#SBATCH --cpus-per-task=10"]:
+        assert line in lines, line
+    assert any(line.startswith("srun ") and "submitit.core._submit" in line for line in lines)
+
+
+def test_slurm_config_composes_with_experiment_presets():
+    from hydra import compose, initialize_config_dir
+
+    from tests.conftest import ROOT
+
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["hydra/launcher=slurm", "experiment=celeba_hq_256_sm",
+                                           "trainer.devices=8", "trainer.num_nodes=3"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert launcher.tasks_per_node == launcher.gpus_per_node == 8 and launcher.nodes == 3
+    assert cfg.dataset.resolution == 256 and launcher.max_num_timeout > 0
+    assert tiny_config()["resume"] == "auto"
+
+
+def test_slurm_job_preempted_saves_requeues_and_resumes(tmp_path):
+    """SLURM emulated on this machine: the launcher submits (fake sbatch); the job runs as SLURM
+    would start it (submitit's entry point, SLURM's variables, Lightning's SLURMEnvironment);
+    SIGUSR2 (submitit's time-limit warning) makes it save last.ckpt and requeue itself (fake
+    scontrol); the requeued run resumes from that checkpoint in the same job directory."""
+    from tests.conftest import script_env, start_in
+    from tests.test_preemption import assert_same_state, wait_for
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in {"sbatch": '#!/bin/sh\necho "Submitted batch job 4242"\n', "srun": "#!/bin/sh\nexit 0\n",
+                       "scontrol": f'#!/bin/sh\necho "$@" >> {tmp_path}/scontrol.txt\n'}.items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(stat.S_IRWXU)
+    path = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    record = tmp_path / "state_at_start.pt"
+    launcher = start_in(tmp_path, "train.py", "-m", "hydra/launcher=slurm", *TINY, "train.steps=100000",
+                        "callbacks.checkpoint.every_n_steps=25", "callbacks.images.every_n_steps=100000",
+                        "logger=none", "trainer.accelerator=cpu", "hydra.sweep.dir=sweep",
+                        "+callbacks.record._target_=tests.helpers.RecordStateAtStart",
+                        f"+callbacks.record.path={record}", env=path)
+    submitted = tmp_path / "sweep" / ".submitit" / "4242"
+    try:
+        wait_for(submitted / "4242_submitted.pkl", launcher)
+    finally:
+        launcher.kill()  # it would wait for the job forever: there is no sacct here
+        launcher.wait()
+    slurm = {**path, "SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "train",
+             "SLURM_NTASKS": "1", "SLURM_NTASKS_PER_NODE": "1", "SLURM_PROCID": "0", "SLURM_LOCALID": "0",
+             "SLURM_NODEID": "0", "SLURM_JOB_NUM_NODES": "1", "SLURM_NODELIST": "localhost"}
+
+    def start_job():
+        return subprocess.Popen([sys.executable, "-u", "-m", "submitit.core._submit", str(submitted)],
+                                cwd=tmp_path, env=script_env(tmp_path, slurm), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+
+    job = start_job()
+    checkpoints = tmp_path / "sweep" / "0" / "checkpoints"
+    wait_for(checkpoints / "giter_0000025.ckpt", job)
+    job.send_signal(signal.SIGUSR2)
+    output = job.communicate(timeout=120)[0]
+    assert "stopped by SIGUSR2" in output and "Requeued job 4242" in output, output[-3000:]
+    assert (tmp_path / "scontrol.txt").read_text().split() == ["requeue", "4242"]
+    saved = torch.load(checkpoints / "last.ckpt", weights_only=True)
+    assert saved["ogan"]["g_iter"] >= 25
+
+    requeued = start_job()  # what SLURM runs after the requeue: the same job, the same directory
+    try:
+        deadline = time.monotonic() + 120
+        while not (record.exists() and torch.load(record, weights_only=True)["g_iter"] > 0):
+            assert requeued.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        requeued.send_signal(signal.SIGTERM)
+        requeued.communicate(timeout=120)
+    assert_same_state(torch.load(record, weights_only=True), saved)
