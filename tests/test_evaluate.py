@@ -81,7 +81,8 @@ def test_evaluate_scores_a_checkpoint_and_appends_json_lines(fid_run, run_script
     assert record2["metrics"]["fid"] != record["metrics"]["fid"]
 
 
-def test_evaluate_is_deterministic_and_multirun_scores_several_checkpoints(fid_run, run_script, torch_home):
+def test_evaluate_is_deterministic_and_multirun_scores_several_checkpoints(fid_run, run_script, torch_home,
+                                                                          tmp_path):
     ckpts = fid_run / "checkpoints"
     a, b = ckpts / "giter_0000002.ckpt", ckpts / "last.ckpt"
     before = len(read_jsonl(ckpts / "metrics.jsonl"))
@@ -90,6 +91,9 @@ def test_evaluate_is_deterministic_and_multirun_scores_several_checkpoints(fid_r
     lines = read_jsonl(ckpts / "metrics.jsonl")[before:]
     assert [line["ckpt"] for line in lines] == [str(a), str(b)]
     assert [line["g_iter"] for line in lines] == [2, 4]
+    summary = read_jsonl(tmp_path / "sweep" / "summary.jsonl")  # one row per scored checkpoint
+    assert [(r["ckpt"], r["status"]) for r in summary] == [(str(a), "finished"), (str(b), "finished")]
+    assert [r["metrics"] for r in summary] == [line["metrics"] for line in lines]
     run_script("evaluate.py", f"ckpt={b}", *EVAL, "metrics.names=[fid,kid]", "hydra.run.dir=again")
     again = read_jsonl(ckpts / "metrics.jsonl")[-1]
     assert again["metrics"] == pytest.approx(lines[1]["metrics"])
