@@ -2,6 +2,8 @@
 import pytorch_lightning as pl
 import torch
 
+from ogan_pl.io import atomic_torch_save
+
 
 def _state(trainer, pl_module) -> dict:
     return {
@@ -20,7 +22,7 @@ class RecordStateAtStart(pl.Callback):
         self.path = path
 
     def on_train_start(self, trainer, pl_module):
-        torch.save(_state(trainer, pl_module), self.path)
+        atomic_torch_save(_state(trainer, pl_module), self.path)  # tests poll this file
 
 
 class RecordRankState(pl.Callback):
