@@ -89,6 +89,21 @@ def safe_instantiate(node: Any, *args, name: str = "", **kwargs) -> Any:
     return instantiate_or_explain(node, *args, **kwargs)
 
 
+MATMUL_PRECISIONS = ("highest", "high", "medium")
+
+
+def configure_torch(cfg: DictConfig) -> None:
+    """Process-wide numerics: TF32 for float32 matmuls and convolutions unless 'highest'."""
+    precision = cfg.get("float32_matmul_precision", "high")
+    if precision not in MATMUL_PRECISIONS:
+        raise UserError(f"float32_matmul_precision={precision!r} must be one of {', '.join(MATMUL_PRECISIONS)} "
+                        "(highest: strict fp32; high: TF32)")
+    import torch
+
+    torch.set_float32_matmul_precision(precision)
+    torch.backends.cudnn.allow_tf32 = precision != "highest"
+
+
 def optimizer_steps_per_iteration(train_cfg: Mapping) -> int:
     """Lightning counts every optimizer step in global_step: n_critic E steps + 1 G step, or 1 joint."""
     return 1 if train_cfg["update"] == "joint" else int(train_cfg["n_critic"]) + 1
@@ -136,6 +151,9 @@ def validate(cfg: DictConfig) -> None:
              f"model.disc_head={model.disc_head!r} must be 'avg' (the paper's) or 'linear'")
     _require(0 <= model.ema_decay < 1, f"model.ema_decay={model.ema_decay} must be in [0, 1) (0 turns EMA off)")
     _require(model.recon_scale > 0, f"model.recon_scale={model.recon_scale} must be > 0")
+    _require(model.get("channels_last", False) in ("auto", True, False),
+             f"model.channels_last={model.get('channels_last')!r} must be auto, true or false")
+    _require(model.get("compile", False) in (True, False), f"model.compile={model.get('compile')!r} must be true or false")
 
     for key in ("corr_weight", "gp_weight", "r1_gamma"):
         if key in loss:

@@ -47,6 +47,9 @@ class OGAN(pl.LightningModule):
         self._speed_mark: tuple[float, int] | None = None
         self.images_per_sec = 0.0
         self._noise_generator: torch.Generator | None = None
+        self.channels_last_setting = model.get("channels_last", False)
+        self.compile_networks = bool(model.get("compile", False))
+        self.channels_last = False  # decided on the device, in on_fit_start
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path, map_location=None, weights_only: bool = True, **kwargs):
@@ -55,8 +58,13 @@ class OGAN(pl.LightningModule):
                                             weights_only=weights_only, **kwargs)
 
     # ----------------------------------------------------------------- the discriminator
+    def encode_fp32(self, x: Tensor) -> Tensor:
+        """E(x) in float32: under bf16/fp16 autocast the networks run in low precision, while the
+        scores, rho and every loss are computed in float32."""
+        return self.E(x).float()
+
     def discriminate(self, x: Tensor) -> Tensor:
-        return self.head(self.E(x))
+        return self.head(self.encode_fp32(x))
 
     def _noise(self, n: int) -> Tensor:
         return torch.randn(n, self.z_dim, device=self.device, generator=self._noise_generator)
@@ -87,7 +95,7 @@ class OGAN(pl.LightningModule):
             fake = self.G(z)
         if self.objective.requires_real_grad:
             x = x.detach().requires_grad_(True)
-        e_real, e_fake = self.E(x), self.E(fake)
+        e_real, e_fake = self.encode_fp32(x), self.encode_fp32(fake)
         d_real, d_fake = self.head(e_real), self.head(e_fake)
         rho = correlation(z, e_fake)
         penalty = self.objective.penalty(self.discriminate, x, fake, d_real, d_fake)
@@ -96,7 +104,7 @@ class OGAN(pl.LightningModule):
 
     def generator_objective(self, z: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """G's loss; call it with E frozen."""
-        e_fake = self.E(self.G(z))
+        e_fake = self.encode_fp32(self.G(z))
         rho = correlation(z, e_fake)
         loss, parts = self.objective.generator_loss(self.head(e_fake), rho)
         return loss, {"loss_g": loss, "rho": rho.mean(), **parts}
@@ -107,7 +115,7 @@ class OGAN(pl.LightningModule):
         fake_ng = fake.detach()
         if self.objective.requires_real_grad:
             x = x.detach().requires_grad_(True)
-        e_real, e_fake, e_fake_ng = self.E(x), self.E(fake), self.E(fake_ng)
+        e_real, e_fake, e_fake_ng = self.encode_fp32(x), self.encode_fp32(fake), self.encode_fp32(fake_ng)
         d_real, d_fake, d_fake_ng = self.head(e_real), self.head(e_fake), self.head(e_fake_ng)
         rho = correlation(z, e_fake)
         penalty = self.objective.penalty(self.discriminate, x, fake_ng, d_real, d_fake_ng)
@@ -117,6 +125,8 @@ class OGAN(pl.LightningModule):
     # ----------------------------------------------------------------- training
     def training_step(self, batch: dict, batch_idx: int) -> None:
         reals = batch["image"]
+        if self.channels_last:
+            reals = reals.contiguous(memory_format=torch.channels_last)
         self._seed_noise()
         if self.update_scheme == "joint":
             stats = self._optimize(self.optimizers(), *self.joint_objective(reals, self._noise(len(reals))))
@@ -174,6 +184,16 @@ class OGAN(pl.LightningModule):
     @property
     def kimg(self) -> float:
         return self.images_seen / 1000.0
+
+    def on_fit_start(self) -> None:
+        """Speed settings, applied on the training device (they change no value in a checkpoint)."""
+        setting = self.channels_last_setting
+        self.channels_last = self.device.type == "cuda" if setting == "auto" else bool(setting)
+        if self.channels_last:  # in place: the optimizers keep their parameters
+            self.to(memory_format=torch.channels_last)
+        if self.compile_networks:
+            self.E.compile()
+            self.G.compile()
 
     def on_train_start(self) -> None:
         self._speed_mark = None

@@ -9,7 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from ogan_pl.callbacks import GeneratorStepCheckpoint
-from ogan_pl.config import instantiate_or_explain, optimizer_steps_per_iteration, validate
+from ogan_pl.config import configure_torch, instantiate_or_explain, optimizer_steps_per_iteration, validate
 from ogan_pl.distributed import GradientAllReduceDDP, make_strategy, process_rank
 from ogan_pl.errors import UserError
 from ogan_pl.module import OGAN
@@ -48,14 +48,21 @@ def build_loggers(cfg: DictConfig, resuming: bool) -> list:
     return loggers
 
 
-def build_trainer(cfg: DictConfig, callbacks: list, resuming: bool = False) -> pl.Trainer:
+def build_data_and_model(cfg: DictConfig) -> tuple[pl.LightningDataModule, OGAN]:
+    n_critic = cfg.train.n_critic if cfg.train["update"] == "alternating" else 1
+    datamodule = instantiate_or_explain(cfg.dataset, batches_per_step=n_critic)
+    datamodule.setup("fit")  # bad data fails here, before a model is built
+    return datamodule, OGAN(OmegaConf.to_container(cfg, resolve=True))
+
+
+def build_trainer(cfg: DictConfig, callbacks: list, resuming: bool = False, **overrides) -> pl.Trainer:
     trainer: pl.Trainer = instantiate_or_explain(
         cfg.trainer,
         callbacks=callbacks,
         logger=build_loggers(cfg, resuming) or False,
         strategy=make_strategy(cfg.trainer.get("strategy", "auto"), cfg.trainer.devices, cfg.trainer.num_nodes),
         # Lightning counts each optimizer's steps; train.steps counts generator iterations.
-        max_steps=cfg.train.steps * optimizer_steps_per_iteration(cfg.train),
+        **{"max_steps": cfg.train.steps * optimizer_steps_per_iteration(cfg.train), **overrides},
     )
     strategy = trainer.strategy
     relaunches = (isinstance(strategy, GradientAllReduceDDP) and strategy.start_method == "popen"
@@ -95,16 +102,14 @@ def train(cfg: DictConfig) -> float | dict:
     """Train one run. Returns `cfg.optimized_metric`'s final value when set (what a sweeper
     minimises), else the run's result (also written to result.json in the run directory)."""
     validate(cfg)
+    configure_torch(cfg)
     out_dir = Path(cfg.paths.output_dir)
     if process_rank() == 0:  # ranks started by torchrun / SLURM / Lightning share this directory
         out_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
     pl.seed_everything(cfg.seed, workers=True)
 
-    n_critic = cfg.train.n_critic if cfg.train["update"] == "alternating" else 1
-    datamodule = instantiate_or_explain(cfg.dataset, batches_per_step=n_critic)
-    datamodule.setup("fit")  # bad data fails here, before a model is built
-    model = OGAN(OmegaConf.to_container(cfg, resolve=True))
+    datamodule, model = build_data_and_model(cfg)
     callbacks = instantiate_group(cfg.get("callbacks"))
     # checkpoints last, so a checkpoint holds the state other callbacks updated at the same step (best FID)
     callbacks.sort(key=lambda cb: isinstance(cb, GeneratorStepCheckpoint))

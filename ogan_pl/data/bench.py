@@ -11,17 +11,22 @@ from ogan_pl.cli import run
 from ogan_pl.config import instantiate_or_explain
 
 
-def images_per_second(loader, batches: int, warmup: int) -> float:
+def images_per_second(loader, batches: int, warmup: int, transfer=None, sync=None) -> float:
+    """Batches of `loader` per second, each passed through `transfer` (e.g. to the device); `sync`
+    waits for the device at the end of the timed window."""
     def endless():
         while True:
             yield from loader
 
     stream = endless()
+    transfer = transfer or (lambda batch: batch)
     for _ in range(warmup):
-        next(stream)
+        transfer(next(stream))
     start, seen = time.perf_counter(), 0
     for _ in range(batches):
-        seen += len(next(stream)["image"])
+        seen += len(transfer(next(stream))["image"])
+    if sync is not None:
+        sync()
     return seen / (time.perf_counter() - start)
 
 
