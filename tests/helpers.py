@@ -129,3 +129,13 @@ def write_random_inception_weights(path, seed: int = 0):
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, path)
     return path
+
+
+class ForbidDeviceSync(pl.Callback):
+    """Makes any host-device synchronisation inside a training step an error (CUDA only)."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        torch.cuda.set_sync_debug_mode("error")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        torch.cuda.set_sync_debug_mode("default")

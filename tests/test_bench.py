@@ -87,3 +87,11 @@ def test_speed_options_train(run_script, tmp_path, option):
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["ogan"]["g_iter"] == 4
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_training_step_makes_no_host_device_sync(run_script, tmp_path):
+    run_script("train.py", *TINY, "trainer.accelerator=gpu", "trainer.log_every_n_steps=1000", "logger=csv",
+               "callbacks.images.every_n_steps=1000",  # grids (a sync by nature) run before the reset
+               "+callbacks.nosync._target_=tests.helpers.ForbidDeviceSync", "hydra.run.dir=run")
+    assert torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)["ogan"]["g_iter"] == 4
