@@ -59,9 +59,10 @@ class OGAN(pl.LightningModule):
 
     # ----------------------------------------------------------------- the discriminator
     def encode_fp32(self, x: Tensor) -> Tensor:
-        """E(x) in float32: under bf16/fp16 autocast the networks run in low precision, while the
-        scores, rho and every loss are computed in float32."""
-        return self.E(x).float()
+        """E(x), at least float32: under bf16/fp16 autocast the networks run in low precision, while
+        the scores, rho and every loss are computed in float32 (a float64 model stays float64)."""
+        code = self.E(x)
+        return code.float() if code.dtype in (torch.float16, torch.bfloat16) else code
 
     def discriminate(self, x: Tensor) -> Tensor:
         return self.head(self.encode_fp32(x))
@@ -143,9 +144,12 @@ class OGAN(pl.LightningModule):
         if self.G_ema is not None:
             self.G_ema.update(self.G, self.g_iter)
             self.E_ema.update(self.E, self.g_iter)
-        self.log_dict({f"train/{k}": v.detach() for k, v in stats.items()},
-                      on_step=True, on_epoch=False, batch_size=len(reals))
-        self._log_progress(len(reals))
+        self._measure_speed()
+        # Only on the steps loggers write (and the last): a log call costs Python time on every step.
+        if self.g_iter % max(1, self.trainer.log_every_n_steps) == 0 or self.g_iter >= self.total_steps:
+            self.log_dict({f"train/{k}": v.detach() for k, v in stats.items()},
+                          on_step=True, on_epoch=False, batch_size=len(reals))
+            self._log_progress(len(reals))
 
     def _average_buffers(self) -> None:
         """BatchNorm running statistics differ per rank (each sees its own batch); averaging them
@@ -160,12 +164,8 @@ class OGAN(pl.LightningModule):
         opt.step()
         return stats
 
-    def _log_progress(self, batch_size: int) -> None:
-        """x-axis and speed from host-side counters, logged as CPU tensors: no device sync.
-
-        `step` (the x-axis of every logger) is the generator iteration just completed; images/s is
-        measured over the last logging interval.
-        """
+    def _measure_speed(self) -> None:
+        """images/s over the last logging interval, from host-side counters (no device sync)."""
         now = time.perf_counter()
         if self._speed_mark is None:
             self._speed_mark = (now, self.images_seen)
@@ -173,6 +173,10 @@ class OGAN(pl.LightningModule):
             t0, seen0 = self._speed_mark
             self.images_per_sec = (self.images_seen - seen0) / max(now - t0, 1e-9)
             self._speed_mark = (now, self.images_seen)
+
+    def _log_progress(self, batch_size: int) -> None:
+        """x-axis and speed from host-side counters, logged as CPU tensors: no device sync.
+        `step` (the x-axis of every logger) is the generator iteration just completed."""
         host = {"step": self.g_iter, "progress/kimg": self.kimg, "progress/images_per_sec": self.images_per_sec}
         self.log_dict({k: torch.tensor(float(v)) for k, v in host.items()},
                       on_step=True, on_epoch=False, batch_size=batch_size)
@@ -180,6 +184,10 @@ class OGAN(pl.LightningModule):
     @property
     def optimizer_steps_per_iteration(self) -> int:
         return optimizer_steps_per_iteration(self.hparams.config["train"])
+
+    @property
+    def total_steps(self) -> int:
+        return int(self.hparams.config["train"]["steps"])
 
     @property
     def kimg(self) -> float:
