@@ -146,7 +146,7 @@ class OGAN(pl.LightningModule):
             self.E_ema.update(self.E, self.g_iter)
         self._measure_speed()
         # Only on the steps loggers write (and the last): a log call costs Python time on every step.
-        if self.g_iter % max(1, self.trainer.log_every_n_steps) == 0 or self.g_iter >= self.total_steps:
+        if self._is_log_step() or self.g_iter >= self.total_steps:
             self.log_dict({f"train/{k}": v.detach() for k, v in stats.items()},
                           on_step=True, on_epoch=False, batch_size=len(reals))
             self._log_progress(len(reals))
@@ -164,12 +164,16 @@ class OGAN(pl.LightningModule):
         opt.step()
         return stats
 
+    def _is_log_step(self) -> bool:
+        """The generator iterations whose metrics Lightning hands to the loggers."""
+        return self.g_iter % max(1, self.trainer.log_every_n_steps) == 0
+
     def _measure_speed(self) -> None:
         """images/s over the last logging interval, from host-side counters (no device sync)."""
         now = time.perf_counter()
         if self._speed_mark is None:
             self._speed_mark = (now, self.images_seen)
-        elif self.g_iter % max(1, self.trainer.log_every_n_steps) == 0:
+        elif self._is_log_step():
             t0, seen0 = self._speed_mark
             self.images_per_sec = (self.images_seen - seen0) / max(now - t0, 1e-9)
             self._speed_mark = (now, self.images_seen)
