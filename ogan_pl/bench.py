@@ -88,49 +88,38 @@ def lightning_step(cfg: DictConfig, datamodule, model, images_per_step: int):
     return window_rates(timer.marks, b.steps, images_per_step), peak_memory_mb(device), device
 
 
+class _ScaledOptimizer:
+    """A torch optimizer whose step goes through the AMP GradScaler (a no-op scaler outside fp16)."""
+
+    def __init__(self, optimizer, scaler: torch.amp.GradScaler):
+        self.optimizer, self.scaler = optimizer, scaler
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.optimizer.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+
+
 class BareLoop:
-    """One generator iteration in plain PyTorch: the baseline the Lightning step is measured against."""
+    """The training step without Lightning: the module's own `train_iteration` with plain torch
+    optimizers and backward, under the same autocast: the baseline the Lightning step is measured against."""
 
     def __init__(self, model, device: torch.device, precision: str, seed: int):
         self.model = model.to(device).train()
         self.device = device
         self.dtype = {"bf16": torch.bfloat16, "16": torch.float16}.get(str(precision).split("-")[0])
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
-        self.optimizers = model.configure_optimizers()
-        self.noise = torch.Generator(device=device).manual_seed(seed)
+        self.optimizers = [_ScaledOptimizer(opt, self.scaler) for opt in model.configure_optimizers()]
         model.on_fit_start()  # the speed settings (channels_last, compile), as in training
-        self.step_count = 0
 
-    def _z(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.model.z_dim, device=self.device, generator=self.noise)
-
-    def _update(self, optimizer, loss: torch.Tensor) -> None:
-        optimizer.zero_grad(set_to_none=True)
+    def _backward(self, loss: torch.Tensor) -> None:
         self.scaler.scale(loss).backward()
-        self.scaler.step(optimizer)
-        self.scaler.update()
 
     def step(self, x: torch.Tensor) -> None:
-        m = self.model
-        if m.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
-            if m.update_scheme == "joint":
-                self._update(self.optimizers, m.joint_objective(x, self._z(len(x)))[0])
-            else:
-                opt_e, opt_g = self.optimizers
-                for chunk in x.split(len(x) // m.n_critic):
-                    self._update(opt_e, m.encoder_objective(chunk, self._z(len(chunk)))[0])
-                frozen = [*m.E.parameters(), *m.head.parameters()]
-                for p in frozen:
-                    p.requires_grad_(False)
-                self._update(opt_g, m.generator_objective(self._z(len(x) // m.n_critic))[0])
-                for p in frozen:
-                    p.requires_grad_(True)
-        self.step_count += 1
-        if m.G_ema is not None:
-            m.G_ema.update(m.G, self.step_count)
-            m.E_ema.update(m.E, self.step_count)
+            self.model.train_iteration(x, *self.optimizers, self._backward)
 
 
 def endless(loader):
@@ -261,11 +250,11 @@ def bench(cfg: DictConfig) -> dict:
                                   sync=lambda: synchronize(device)) for i in range(b.repeats)]
     result = {
         "environment": environment(device),
-        "config": {"model": cfg.model.encoder._target_.rsplit(".", 1)[-1] + "/" + cfg.model.generator._target_.rsplit(".", 1)[-1],
+        "config": {"model": cfg.model._name_,
                    "resolution": cfg.dataset.resolution, "batch_size": datamodule.batch_size, "n_critic": n_critic,
                    "update": cfg.train["update"], "precision": str(cfg.trainer.precision),
                    "channels_last": model.channels_last, "compile": model.compile_networks,
-                   "float32_matmul_precision": cfg.float32_matmul_precision, "dataset": cfg.dataset._target_,
+                   "float32_matmul_precision": cfg.speed.float32_matmul_precision, "dataset": cfg.dataset._name_,
                    "warmup": b.warmup, "steps": b.steps, "repeats": b.repeats},
         "lightning_step": summary(lightning),
         "bare_step": summary(bare),

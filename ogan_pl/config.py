@@ -1,4 +1,4 @@
-"""Config checks that run before anything heavy, and instantiation restricted to known code."""
+"""Config checks that run before anything heavy; Hydra instantiation of the run's own callbacks and loggers."""
 import math
 import os
 import sys
@@ -11,8 +11,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from ogan_pl.errors import UserError
 
-#: `_target_`s a model config (possibly read from a downloaded checkpoint) may name.
-ALLOWED_TARGET_PREFIXES = ("ogan_pl.", "torch.optim.")
 UPDATE_SCHEMES = ("alternating", "joint")
 
 
@@ -47,29 +45,10 @@ def _register_resolvers() -> None:
 _register_resolvers()
 
 
-def _targets(node: Any, path: str = ""):
-    if isinstance(node, Mapping):
-        for key, value in node.items():
-            if key == "_target_":
-                yield path or "<root>", value
-            else:
-                yield from _targets(value, f"{path}.{key}" if path else str(key))
-    elif isinstance(node, (list, tuple)):
-        for i, value in enumerate(node):
-            yield from _targets(value, f"{path}[{i}]")
-
-
-def check_targets(node: Any, name: str = "") -> None:
-    for path, target in _targets(node, name):
-        if not (isinstance(target, str) and target.startswith(ALLOWED_TARGET_PREFIXES)):
-            raise UserError(
-                f"refusing to instantiate {target!r} at {path}: only targets under "
-                f"{', '.join(ALLOWED_TARGET_PREFIXES)} are allowed in a model config")
-
-
 def instantiate_or_explain(node: Any, *args, **kwargs) -> Any:
-    """hydra.utils.instantiate, re-raising a UserError from the target's constructor as itself,
-    so it prints as one line instead of Hydra's multi-line wrapper."""
+    """hydra.utils.instantiate for the run's own trainer, callbacks and loggers (from the user's command
+    line and config files, never from a checkpoint), re-raising a UserError from the target's
+    constructor as itself, so it prints as one line instead of Hydra's multi-line wrapper."""
     try:
         return instantiate(node, *args, **kwargs)
     except InstantiationException as err:
@@ -78,25 +57,14 @@ def instantiate_or_explain(node: Any, *args, **kwargs) -> Any:
         raise
 
 
-def safe_instantiate(node: Any, *args, name: str = "", **kwargs) -> Any:
-    """hydra.utils.instantiate, but only of allow-listed targets (configs can come from checkpoints).
-
-    `name` is the node's config key, for the error message.
-    """
-    if isinstance(node, DictConfig):
-        node = OmegaConf.to_container(node, resolve=True)
-    check_targets(node, name)
-    return instantiate_or_explain(node, *args, **kwargs)
-
-
 MATMUL_PRECISIONS = ("highest", "high", "medium")
 
 
 def configure_torch(cfg: DictConfig) -> None:
     """Process-wide numerics: TF32 for float32 matmuls and convolutions unless 'highest'."""
-    precision = cfg.get("float32_matmul_precision", "high")
+    precision = cfg.speed.get("float32_matmul_precision", "high")
     if precision not in MATMUL_PRECISIONS:
-        raise UserError(f"float32_matmul_precision={precision!r} must be one of {', '.join(MATMUL_PRECISIONS)} "
+        raise UserError(f"speed.float32_matmul_precision={precision!r} must be one of {', '.join(MATMUL_PRECISIONS)} "
                         "(highest: strict fp32; high: TF32)")
     import torch
 
@@ -105,8 +73,9 @@ def configure_torch(cfg: DictConfig) -> None:
 
 
 def optimizer_steps_per_iteration(train_cfg: Mapping) -> int:
-    """Lightning counts every optimizer step in global_step: n_critic E steps + 1 G step, or 1 joint."""
-    return 1 if train_cfg["update"] == "joint" else int(train_cfg["n_critic"]) + 1
+    """Lightning counts every optimizer step in global_step: n_critic E steps + 1 G step, or the joint
+    update's E and G steps."""
+    return 2 if train_cfg["update"] == "joint" else int(train_cfg["n_critic"]) + 1
 
 
 def _require(ok: bool, message: str) -> None:
@@ -115,11 +84,11 @@ def _require(ok: bool, message: str) -> None:
 
 
 def validate(cfg: DictConfig) -> None:
-    """Reject impossible values with one line naming the key and the fix."""
-    ds, model, loss, optim, train = cfg.dataset, cfg.model, cfg.loss, cfg.optim, cfg.train
+    """Reject impossible values that every run shares with one line naming the key and the fix.
+    Each part (architecture, loss, optimizer, dataset) checks its own arguments: see check_parts."""
+    ds, ogan, speed, optim, train = cfg.dataset, cfg.ogan, cfg.speed, cfg.optim, cfg.train
     res = ds.resolution
-    _require(isinstance(res, int) and 32 <= res <= 512 and math.log2(res).is_integer(),
-             f"dataset.resolution={res} must be a power of two from 32 to 512 (e.g. dataset.resolution=64)")
+    _require(isinstance(res, int) and res >= 8, f"dataset.resolution={res} must be an integer >= 8 (e.g. 64)")
     _require(ds.channels in (1, 3), f"dataset.channels={ds.channels} must be 1 (grayscale) or 3 (RGB)")
     _require(isinstance(ds.batch_size, int) and ds.batch_size >= 2,
              f"dataset.batch_size={ds.batch_size} must be an integer >= 2 (BatchNorm needs a batch)")
@@ -140,33 +109,24 @@ def validate(cfg: DictConfig) -> None:
              f"trainer.max_steps={max_steps} counts every optimizer step (E and G); "
              "set the training length in generator iterations with train.steps instead")
 
-    _require(model.z_dim >= 2, f"model.z_dim={model.z_dim} must be >= 2 (rho needs at least two entries)")
-    _require(model.kernel_size >= 3, f"model.kernel_size={model.kernel_size} must be >= 3")
-    n = int(math.log2(res)) - 3
-    width = model.bottom_channels
-    _require(width is None or (width >= 2**n and width % 2**n == 0),
-             f"model.bottom_channels={width} must be divisible by 2^{n} at resolution {res} "
-             "(or null for the reference's 8 * resolution)")
-    _require(model.disc_head in ("avg", "linear"),
-             f"model.disc_head={model.disc_head!r} must be 'avg' (the paper's) or 'linear'")
-    _require(0 <= model.ema_decay < 1, f"model.ema_decay={model.ema_decay} must be in [0, 1) (0 turns EMA off)")
-    _require(model.recon_scale > 0, f"model.recon_scale={model.recon_scale} must be > 0")
-    _require(model.get("channels_last", False) in ("auto", True, False),
-             f"model.channels_last={model.get('channels_last')!r} must be auto, true or false")
-    _require(model.get("compile", False) in (True, False), f"model.compile={model.get('compile')!r} must be true or false")
+    _require(ogan.disc_head in ("avg", "linear"),
+             f"ogan.disc_head={ogan.disc_head!r} must be 'avg' (the paper's) or 'linear'")
+    _require(0 <= ogan.ema_decay < 1, f"ogan.ema_decay={ogan.ema_decay} must be in [0, 1) (0 turns EMA off)")
+    _require(ogan.recon_scale > 0, f"ogan.recon_scale={ogan.recon_scale} must be > 0")
+    _require(speed.get("channels_last", False) in ("auto", True, False),
+             f"speed.channels_last={speed.get('channels_last')!r} must be auto, true or false")
+    _require(speed.get("compile", False) in (True, False), f"speed.compile={speed.get('compile')!r} must be true or false")
 
-    for key in ("corr_weight", "gp_weight", "r1_gamma"):
-        if key in loss:
-            _require(loss[key] >= 0, f"loss.{key}={loss[key]} must be >= 0")
     for key in ("lr_e", "lr_g"):
         _require(optim[key] > 0, f"optim.{key}={optim[key]} must be > 0")
 
+    check_parts(cfg)
     trainer = cfg.trainer
     if trainer.get("sync_batchnorm"):
         _require(trainer.get("accelerator") != "cpu",
                  "trainer.sync_batchnorm=true needs GPUs (torch's SyncBatchNorm has no CPU kernel); "
                  "drop it on CPU")
-        _require(loss.get("gp_weight", 0) == 0 and loss.get("r1_gamma", 0) == 0,
+        _require(not getattr(build_loss(cfg), "requires_real_grad", False) and cfg.loss.get("gp_weight", 0) == 0,
                  "trainer.sync_batchnorm=true cannot take the double backward of a gradient penalty "
                  "(loss.gp_weight / loss.r1_gamma); use loss=gan_qp or loss=hinge with it")
     _require(cfg.get("resume", "auto") in ("auto", "never"),
@@ -182,11 +142,40 @@ def validate(cfg: DictConfig) -> None:
                                 "pip install tensorboard (or pick logger=wandb/csv/none)") from None
 
 
+def run_config(cfg: DictConfig) -> dict:
+    """The composed config as plain containers, resolved."""
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def check_parts(cfg: DictConfig) -> None:
+    """Import the user's plugins, then check every part the config names (registered name, known
+    arguments, plain values) and let the architecture and loss check their own arguments. Cheap:
+    builds no network, reads no data."""
+    from ogan_pl.loading import check_recipe, recipe
+    from ogan_pl.parts import load_plugins
+    from ogan_pl.registry import ARCHITECTURES, LOSSES
+
+    load_plugins(cfg.get("plugins") or [])
+    parts = check_recipe(recipe(run_config(cfg)))
+    ARCHITECTURES.build(parts["model"], "model")
+    LOSSES.build(parts["loss"], "loss")
+
+
+def build_loss(cfg: DictConfig):
+    from ogan_pl.registry import LOSSES
+
+    return LOSSES.build(run_config(cfg.loss), "loss")
+
+
 def check_group_choices(argv: list[str], conf_dir: Path) -> None:
     """Unknown config-group options (`loss=foo`) fail with one line listing the valid ones.
 
-    Hydra would print a multi-line error and exit 1; users sweep these, so say it plainly.
+    Hydra would print a multi-line error and exit 1; users sweep these, so say it plainly. Files
+    whose name starts with "_" are bases of the group's options, not options. With
+    `hydra.searchpath=[...]` (a user's own config folders) Hydra itself checks the choices.
     """
+    if any(arg.lstrip("+").startswith("hydra.searchpath=") for arg in argv):
+        return
     for arg in argv:
         if arg.startswith("-") or "=" not in arg:
             continue
@@ -196,9 +185,9 @@ def check_group_choices(argv: list[str], conf_dir: Path) -> None:
         # hydra/launcher, hydra/sweeper: Hydra's plugins add options that are not in conf/
         if "." in key or key.startswith("hydra/") or not group_dir.is_dir() or "(" in value:
             continue
-        options = sorted(p.stem for p in group_dir.glob("*.yaml"))
+        options = sorted(p.stem for p in group_dir.glob("*.yaml") if not p.stem.startswith("_"))
         for choice in value.split(","):
-            if choice in ("null", "") or (group_dir / f"{choice}.yaml").is_file():
+            if choice in ("null", "") or choice in options:
                 continue
             print(f"error: unknown {key} {choice!r}; choose one of: {', '.join(options)}",
                   file=sys.stderr, flush=True)

@@ -5,46 +5,24 @@ Scores: FID / KID / IS (see ogan_pl.metrics.image_metrics for the protocol) and 
 metrics; printed as a table and appended as one JSON line to metrics.jsonl beside the checkpoint.
 """
 import logging
-import pickle
-import re
 import time
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ogan_pl.config import safe_instantiate
 from ogan_pl.console import image_progress
 from ogan_pl.errors import UserError
 from ogan_pl.grids import GridInputs, make_grids, save_grids
 from ogan_pl.io import append_jsonl, now_iso
-from ogan_pl.metrics import (IMAGE_METRICS, ImageMetrics, InceptionFeatures, add_generated, encoder_metrics,
-                             fake_noise, prepare_real_stats)
+from ogan_pl.loading import load_model
+from ogan_pl.metrics import MetricContext, MetricSet
 from ogan_pl.module import OGAN
+from ogan_pl.parts import load_plugins
+from ogan_pl.registry import DATASETS
 from ogan_pl.sweep import write_result
 
 log = logging.getLogger(__name__)
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> OGAN:
-    """OGAN from a train.py checkpoint, refusing files that would run code or instantiate foreign targets."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint {path} not found; pass ckpt=PATH to a .ckpt written by train.py")
-    try:
-        return OGAN.load_from_checkpoint(path, map_location=map_location)
-    except UserError:
-        raise
-    except pickle.UnpicklingError as err:
-        blocked = re.search(r"GLOBAL (\S+)", str(err))
-        if blocked:
-            raise UserError(f"refusing to load {path}: it asks to import {blocked.group(1)}, and a checkpoint may "
-                            "hold only tensors and plain containers (it could run code)") from None
-        raise UserError(f"cannot read checkpoint {path} (not a torch checkpoint, or corrupt); "
-                        "is it a complete .ckpt written by train.py?") from None
-    except (RuntimeError, EOFError, KeyError, TypeError, ValueError, OSError) as err:
-        raise UserError(f"cannot read checkpoint {path} ({type(err).__name__}: {str(err).splitlines()[0]}); "
-                        "is it a complete .ckpt written by train.py?") from None
 
 
 def pick_device(name: str) -> torch.device:
@@ -65,53 +43,19 @@ def build_datamodule(stored: dict, overrides: DictConfig, cache_dir: str):
     if "root" in dataset and not Path(str(dataset["root"])).is_dir():
         raise UserError(f"dataset.root={dataset['root']} (from the checkpoint) does not exist; "
                         "point it at the data with dataset.root=DIR")
-    return safe_instantiate(dataset, name="dataset")
+    return DATASETS.build(dataset, "dataset")
 
 
 PRECISIONS = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
 
 
 def check_metrics_config(cfg: DictConfig) -> None:
-    names = list(cfg.metrics.names)
-    known = (*IMAGE_METRICS, "encoder")
-    unknown = [n for n in names if n not in known]
-    if unknown or not names:
-        raise UserError(f"metrics.names={names} must be a non-empty list of {', '.join(known)} "
-                        "(e.g. metrics.names=[fid])")
     if not (isinstance(cfg.metrics.n_fake, int) and cfg.metrics.n_fake >= 2):
         raise UserError(f"metrics.n_fake={cfg.metrics.n_fake} must be an integer >= 2 (50000 for published FID)")
     if cfg.metrics.n_real is not None and not (isinstance(cfg.metrics.n_real, int) and cfg.metrics.n_real >= 2):
         raise UserError(f"metrics.n_real={cfg.metrics.n_real} must be an integer >= 2, or null for all images")
     if str(cfg.precision) not in PRECISIONS:
         raise UserError(f"precision={cfg.precision} must be one of {', '.join(PRECISIONS)}")
-
-
-def image_metric_scores(cfg: DictConfig, extractor: InceptionFeatures, model: OGAN, datamodule,
-                        start_progress) -> tuple[dict, dict]:
-    """FID / KID / IS of the generator: (scores, protocol)."""
-    mcfg = cfg.metrics
-    names = [n for n in mcfg.names if n in IMAGE_METRICS]
-    metrics = ImageMetrics(extractor, names, mcfg.kid_subsets, mcfg.kid_subset_size, mcfg.is_splits)
-    metrics.to(model.device)
-    protocol = {"n_fake": mcfg.n_fake, "noise_seed": cfg.seed, "use_ema": cfg.use_ema and model.has_ema,
-                "precision": str(cfg.precision), "input": "uint8, rounded and clamped from [-1, 1]",
-                **extractor.protocol}
-    if metrics.needs_real:
-        n_total = len(datamodule.train_set) if mcfg.n_real is None else min(mcfg.n_real, len(datamodule.train_set))
-        info = prepare_real_stats(metrics, datamodule, cfg.paths.cache_dir, mcfg.n_real, mcfg.batch_size,
-                                  on_batch=start_progress("real images", n_total))
-        protocol.update(n_real=info["n_real"], real_split=info["real_split"])
-        protocol["real_stats"] = {"file": info["real_stats_file"], "cached": info["real_stats_cached"]}
-    z = fake_noise(mcfg.n_fake, model.z_dim, cfg.seed)
-    add_generated(metrics, model, z, mcfg.batch_size, cfg.use_ema, PRECISIONS[str(cfg.precision)],
-                  on_batch=start_progress("generated images", mcfg.n_fake))
-    torch.manual_seed(cfg.seed)  # KID and IS draw their subsets from the global generator
-    scores = metrics.compute()
-    if metrics.kid is not None:
-        protocol.update(kid_subsets=mcfg.kid_subsets, kid_subset_size=metrics.kid.subset_size)
-    if metrics.inception_score is not None:
-        protocol.update(is_splits=mcfg.is_splits)
-    return scores, protocol
 
 
 def print_table(scores: dict[str, float]) -> None:
@@ -124,27 +68,27 @@ def print_table(scores: dict[str, float]) -> None:
 def evaluate(cfg: DictConfig) -> dict:
     if OmegaConf.is_missing(cfg, "ckpt"):
         raise UserError("no checkpoint given: pass ckpt=PATH (e.g. ckpt=logs/train/runs/RUN/checkpoints/last.ckpt)")
+    load_plugins(cfg.get("plugins") or [])
     check_metrics_config(cfg)
+    options = OmegaConf.to_container(cfg.metrics, resolve=True)
+    metric_set = MetricSet(options.pop("names"), options)
     started = time.perf_counter()
     device = pick_device(cfg.device)
-    model = load_checkpoint(cfg.ckpt).to(device).eval()
-    extractor = None  # before any data is read, so missing Inception weights stop the evaluation at once
-    if any(n in IMAGE_METRICS for n in cfg.metrics.names):
-        extractor = InceptionFeatures.load(cfg.metrics.inception_weights, cfg.metrics.download, cfg.metrics.antialias)
+    model = load_model(cfg.ckpt, device).eval()
     if cfg.use_ema and not model.has_ema:
-        log.warning("the checkpoint has no EMA weights (model.ema_decay=0); using the raw weights")
+        log.warning("the checkpoint has no EMA weights (ogan.ema_decay=0); using the raw weights")
     datamodule = build_datamodule(model.hparams.config, cfg.dataset, cfg.paths.cache_dir)
-    datamodule.setup()
-
-    scores, protocol = {}, {}
+    mcfg = cfg.metrics
     with image_progress() as start_progress:
-        if extractor is not None:
-            scores, protocol = image_metric_scores(cfg, extractor, model, datamodule, start_progress)
-    if "encoder" in cfg.metrics.names:
-        enc = cfg.metrics.encoder
-        scores.update(encoder_metrics(model, datamodule, enc.n_rho, enc.n_probe_train, cfg.metrics.batch_size,
-                                      cfg.use_ema, cfg.seed))
-        protocol.update(n_holdout=len(datamodule.holdout_set), n_rho=enc.n_rho)
+        ctx = MetricContext(model=model, datamodule=datamodule, n_fake=mcfg.n_fake, n_real=mcfg.n_real,
+                            batch_size=mcfg.batch_size, seed=cfg.seed, use_ema=cfg.use_ema,
+                            autocast_dtype=PRECISIONS[str(cfg.precision)], cache_dir=cfg.paths.cache_dir,
+                            inception_weights=mcfg.inception_weights, download=mcfg.download,
+                            antialias=mcfg.antialias, progress=start_progress)
+        metric_set.setup(ctx)  # before any data is read: missing weights stop the evaluation at once
+        datamodule.setup()
+        scores, protocol = metric_set.compute(ctx)
+    protocol["precision"] = str(cfg.precision)
     print_table(scores)
 
     ckpt = Path(cfg.ckpt).resolve()

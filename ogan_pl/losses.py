@@ -1,18 +1,27 @@
-"""The O-GAN objective (OGAN.md): a GAN loss written as f, g, h plus the correlation term.
+"""The O-GAN objective (OGAN.md): a GAN loss plus the correlation term.
 
-    E = argmin  mean[ f(D(x)) + g(D(G(z))) + penalty - lambda * rho(z, E(G(z))) ]
-    G = argmin  mean[ h(D(G(z))) - lambda * rho(z, E(G(z))) ]
+    E = argmin  mean[ adv_E + penalty - lambda * rho(z, E(G(z))) ]
+    G = argmin  mean[ adv_G - lambda * rho(z, E(G(z))) ]
 
-Each GAN loss below defines only f, g, h and its penalty; `GANLoss` derives the E, G and joint
-(reference-code) objectives from them once. Sign conventions follow each loss's paper: GAN-QP's
-E scores real images low, the others score them high.
+A loss is one registered class (`loss=NAME`) that writes adv_E and adv_G per sample from what it
+reads in `LossInputs` (real and fake scores, images, rho); `GANLoss` derives the E, G and joint
+(reference-code) objectives from them once. Most GAN losses are f, g, h of the scores
+(`FGHLoss`: adv_E = f(D(x)) + g(D(G(z))), adv_G = h(D(G(z)))); a relativistic loss reads both
+scores in both steps. Sign conventions follow each loss's paper: GAN-QP's E scores real images low,
+the others score them high.
 """
 import abc
+import dataclasses
+import functools
+import math
 from typing import Callable
 
 import torch
 from torch import Tensor
 from torch.nn import functional as F
+
+from ogan_pl.errors import UserError
+from ogan_pl.registry import LOSSES
 
 
 def correlation(a: Tensor, b: Tensor, eps: float = 1e-12) -> Tensor:
@@ -38,16 +47,83 @@ def standardize(v: Tensor, eps: float = 1e-8) -> Tensor:
 Discriminator = Callable[[Tensor], Tensor]
 
 
+@dataclasses.dataclass
+class LossInputs:
+    """What a loss may read for one batch (all per sample). In the E step x_fake is G(z) detached; in
+    the G step d_fake carries G's gradient. D(x_real) is computed the first time a loss reads it, so
+    the G step pays for it only with a loss that uses it (RpGAN)."""
+    z: Tensor
+    x_real: Tensor
+    x_fake: Tensor
+    d_fake: Tensor
+    rho: Tensor  # rho(z, E(G(z)))
+    disc: Discriminator  # D = T(E(.)), for penalties
+    real_scores: Tensor | None = None
+
+    @functools.cached_property
+    def d_real(self) -> Tensor:
+        return self.real_scores if self.real_scores is not None else self.disc(self.x_real)
+
+    def replace(self, **changes) -> "LossInputs":
+        return dataclasses.replace(self, **changes)
+
+
+def _check_weight(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise UserError(f"loss.{name}={value!r} must be a finite number >= 0")
+
+
 class GANLoss(abc.ABC):
-    """f, g, h of a GAN loss (per-sample, on D scores) plus its penalty, with the O-GAN term."""
+    """adv_E, adv_G (per sample) and E's penalty; the O-GAN term with weight `corr_weight` (lambda)."""
 
     #: the penalty needs d(D(x_real))/d(x_real): the caller marks x_real as requiring grad.
     requires_real_grad = False
 
     def __init__(self, corr_weight: float = 0.5):
-        if corr_weight < 0:
-            raise ValueError(f"loss.corr_weight must be >= 0, got {corr_weight}")
+        _check_weight("corr_weight", corr_weight)
         self.corr_weight = corr_weight
+
+    @abc.abstractmethod
+    def encoder_adversarial(self, s: LossInputs) -> Tensor:
+        """E's adversarial loss per sample."""
+
+    @abc.abstractmethod
+    def generator_adversarial(self, s: LossInputs) -> Tensor:
+        """G's adversarial loss per sample."""
+
+    def penalty(self, s: LossInputs) -> Tensor:
+        """Per-sample regulariser added to E's loss; s.x_fake is detached from G."""
+        return torch.zeros_like(s.d_fake)
+
+    def encoder_loss(self, s: LossInputs) -> tuple[Tensor, dict[str, Tensor]]:
+        adv, penalty = self.encoder_adversarial(s), self.penalty(s)
+        loss = (adv + penalty - self.corr_weight * s.rho).mean()
+        return loss, {"adv_e": adv.mean(), "penalty": penalty.mean()}
+
+    def generator_loss(self, s: LossInputs) -> tuple[Tensor, dict[str, Tensor]]:
+        adv = self.generator_adversarial(s)
+        loss = (adv - self.corr_weight * s.rho).mean()
+        return loss, {"adv_g": adv.mean()}
+
+    def joint_loss(self, s: LossInputs, d_fake_g: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """The reference code's single loss over E and G. `s` is E's view (x_fake and s.d_fake from
+        stopgrad(G(z))); d_fake_g = D(G(z)) holds the same values with G's gradient.
+
+        adv_G(d_fake_g) - adv_G(s.d_fake) is zero and sends no gradient to E (D(x_real) detached in
+        both): it moves only G (the reference's "t2").
+        """
+        real = s.d_real.detach()
+        g_view, g_view_ng = s.replace(d_fake=d_fake_g, real_scores=real), s.replace(real_scores=real)
+        penalty = self.penalty(s)
+        adv_e = self.encoder_adversarial(s)
+        adv_g = self.generator_adversarial(g_view) - self.generator_adversarial(g_view_ng)
+        loss = (adv_e + adv_g - self.corr_weight * s.rho).mean() + penalty.mean()
+        return loss, {"adv_e": adv_e.mean(), "adv_g": self.generator_adversarial(g_view_ng).detach().mean(),
+                      "penalty": penalty.mean()}
+
+
+class FGHLoss(GANLoss):
+    """adv_E = f(D(x)) + g(D(G(z))), adv_G = h(D(G(z))): the losses written as f, g, h in OGAN.md."""
 
     @abc.abstractmethod
     def f(self, d_real: Tensor) -> Tensor:
@@ -61,33 +137,11 @@ class GANLoss(abc.ABC):
     def h(self, d_fake: Tensor) -> Tensor:
         """G's loss on fake scores."""
 
-    def penalty(self, disc: Discriminator, x_real: Tensor, x_fake: Tensor,
-                d_real: Tensor, d_fake: Tensor) -> Tensor:
-        """Per-sample regulariser added to E's loss; x_fake is already detached from G."""
-        return torch.zeros_like(d_real)
+    def encoder_adversarial(self, s: LossInputs) -> Tensor:
+        return self.f(s.d_real) + self.g(s.d_fake)
 
-    def encoder_loss(self, d_real: Tensor, d_fake: Tensor, rho: Tensor,
-                     penalty: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        adv = self.f(d_real) + self.g(d_fake)
-        loss = (adv + penalty - self.corr_weight * rho).mean()
-        return loss, {"adv_e": adv.mean(), "penalty": penalty.mean()}
-
-    def generator_loss(self, d_fake: Tensor, rho: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        adv = self.h(d_fake)
-        loss = (adv - self.corr_weight * rho).mean()
-        return loss, {"adv_g": adv.mean()}
-
-    def joint_loss(self, d_real: Tensor, d_fake: Tensor, d_fake_ng: Tensor, rho: Tensor,
-                   penalty: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """The reference code's single loss over E and G.
-
-        d_fake = D(G(z)) and d_fake_ng = D(stopgrad(G(z))) hold the same values, so
-        h(d_fake) - h(d_fake_ng) is zero and sends no gradient to E: it moves only G (the "t2").
-        """
-        adv_e = self.f(d_real) + self.g(d_fake_ng)
-        adv_g = self.h(d_fake) - self.h(d_fake_ng)
-        loss = (adv_e + adv_g - self.corr_weight * rho).mean() + penalty.mean()
-        return loss, {"adv_e": adv_e.mean(), "adv_g": self.h(d_fake_ng).mean(), "penalty": penalty.mean()}
+    def generator_adversarial(self, s: LossInputs) -> Tensor:
+        return self.h(s.d_fake)
 
 
 def _input_gradient(scores: Tensor, inputs: Tensor) -> Tensor:
@@ -95,7 +149,13 @@ def _input_gradient(scores: Tensor, inputs: Tensor) -> Tensor:
     return grad.flatten(1)
 
 
-class GANQP(GANLoss):
+def r1_penalty(s: LossInputs, gamma: float) -> Tensor:
+    """(gamma / 2) * ||grad D(x_real)||^2 per sample (x_real requires grad: `requires_real_grad`)."""
+    return 0.5 * gamma * _input_gradient(s.d_real, s.x_real).float().pow(2).sum(dim=1)
+
+
+@LOSSES.register("gan_qp")
+class GANQP(FGHLoss):
     """The paper's GAN-QP variant: t = D(x) - D(G(z)), qp = t^2 / (4 * mse(x, G(z)))."""
 
     def f(self, d_real: Tensor) -> Tensor:
@@ -107,13 +167,14 @@ class GANQP(GANLoss):
     def h(self, d_fake: Tensor) -> Tensor:
         return d_fake
 
-    def penalty(self, disc, x_real, x_fake, d_real, d_fake):
-        t = d_real - d_fake
-        mse = (x_real.float() - x_fake.float()).pow(2).flatten(1).mean(1)
+    def penalty(self, s):
+        t = s.d_real - s.d_fake
+        mse = (s.x_real.float() - s.x_fake.float()).pow(2).flatten(1).mean(1)
         return 0.25 * t.pow(2) / mse.clamp_min(1e-12)
 
 
-class Hinge(GANLoss):
+@LOSSES.register("hinge")
+class Hinge(FGHLoss):
     def f(self, d_real: Tensor) -> Tensor:
         return F.relu(1 - d_real)
 
@@ -124,13 +185,13 @@ class Hinge(GANLoss):
         return -d_fake
 
 
-class WGANGP(GANLoss):
+@LOSSES.register("wgan_gp")
+class WGANGP(FGHLoss):
     """WGAN with gradient penalty gp_weight * (||grad D(x_hat)|| - 1)^2 on random interpolates."""
 
     def __init__(self, corr_weight: float = 0.5, gp_weight: float = 10.0):
         super().__init__(corr_weight)
-        if gp_weight < 0:
-            raise ValueError(f"loss.gp_weight must be >= 0, got {gp_weight}")
+        _check_weight("gp_weight", gp_weight)
         self.gp_weight = gp_weight
 
     def f(self, d_real: Tensor) -> Tensor:
@@ -142,20 +203,21 @@ class WGANGP(GANLoss):
     def h(self, d_fake: Tensor) -> Tensor:
         return -d_fake
 
-    def penalty(self, disc, x_real, x_fake, d_real, d_fake):
+    def penalty(self, s):
+        x_real = s.x_real
         alpha = torch.rand(x_real.shape[0], 1, 1, 1, device=x_real.device, dtype=x_real.dtype)
-        x_hat = torch.lerp(x_fake.detach(), x_real.detach(), alpha).requires_grad_(True)
-        grad = _input_gradient(disc(x_hat), x_hat)
+        x_hat = torch.lerp(s.x_fake.detach(), x_real.detach(), alpha).requires_grad_(True)
+        grad = _input_gradient(s.disc(x_hat), x_hat)
         return self.gp_weight * (grad.float().norm(dim=1) - 1).pow(2)
 
 
-class NSGAN(GANLoss):
+@LOSSES.register("nsgan")
+class NSGAN(FGHLoss):
     """Non-saturating logistic GAN, optional R1 penalty (r1_gamma / 2) * ||grad D(x_real)||^2."""
 
     def __init__(self, corr_weight: float = 0.5, r1_gamma: float = 0.0):
         super().__init__(corr_weight)
-        if r1_gamma < 0:
-            raise ValueError(f"loss.r1_gamma must be >= 0, got {r1_gamma}")
+        _check_weight("r1_gamma", r1_gamma)
         self.r1_gamma = r1_gamma
         self.requires_real_grad = r1_gamma > 0
 
@@ -168,14 +230,12 @@ class NSGAN(GANLoss):
     def h(self, d_fake: Tensor) -> Tensor:
         return F.softplus(-d_fake)
 
-    def penalty(self, disc, x_real, x_fake, d_real, d_fake):
-        if self.r1_gamma == 0:
-            return torch.zeros_like(d_real)
-        grad = _input_gradient(d_real, x_real)
-        return 0.5 * self.r1_gamma * grad.float().pow(2).sum(dim=1)
+    def penalty(self, s):
+        return r1_penalty(s, self.r1_gamma) if self.r1_gamma > 0 else torch.zeros_like(s.d_fake)
 
 
-class LSGAN(GANLoss):
+@LOSSES.register("lsgan")
+class LSGAN(FGHLoss):
     def f(self, d_real: Tensor) -> Tensor:
         return 0.5 * (d_real - 1).pow(2)
 
@@ -184,3 +244,24 @@ class LSGAN(GANLoss):
 
     def h(self, d_fake: Tensor) -> Tensor:
         return 0.5 * (d_fake - 1).pow(2)
+
+
+@LOSSES.register("rpgan")
+class RpGAN(GANLoss):
+    """Relativistic pairing GAN (Jolicoeur-Martineau 2019; R3GAN): both steps compare paired scores,
+    adv_E = softplus(D(G(z)) - D(x)), adv_G = softplus(D(x) - D(G(z))); optional R1 on real images."""
+
+    def __init__(self, corr_weight: float = 0.5, r1_gamma: float = 0.0):
+        super().__init__(corr_weight)
+        _check_weight("r1_gamma", r1_gamma)
+        self.r1_gamma = r1_gamma
+        self.requires_real_grad = r1_gamma > 0
+
+    def encoder_adversarial(self, s: LossInputs) -> Tensor:
+        return F.softplus(s.d_fake - s.d_real)
+
+    def generator_adversarial(self, s: LossInputs) -> Tensor:
+        return F.softplus(s.d_real - s.d_fake)
+
+    def penalty(self, s):
+        return r1_penalty(s, self.r1_gamma) if self.r1_gamma > 0 else torch.zeros_like(s.d_fake)

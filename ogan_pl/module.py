@@ -2,43 +2,69 @@
 
 One training step is one generator iteration: `train.n_critic` E updates on detached fakes, then
 one G update with E frozen (`train.update=alternating`), or the reference code's single update
-of E and G with one loss and one optimizer (`train.update=joint`). `self.g_iter` counts
-generator iterations; everything user-facing (length, logging, checkpoints, grids) uses it.
+of E and G with one loss (`train.update=joint`). `self.g_iter` counts generator iterations;
+everything user-facing (length, logging, checkpoints, grids) uses it. `train_iteration` is the
+whole step; Lightning's `training_step` and the bench's bare loop both call it.
 """
 import contextlib
 import time
 import warnings
+from collections.abc import Callable
 
 import pytorch_lightning as pl
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from ogan_pl.config import optimizer_steps_per_iteration, safe_instantiate
+from ogan_pl.config import optimizer_steps_per_iteration
 from ogan_pl.distributed import all_reduce_mean_, rank_seed
 from ogan_pl.ema import EMA
-from ogan_pl.losses import correlation, standardize
+from ogan_pl.loading import check_recipe, load_model, recipe
+from ogan_pl.losses import LossInputs, correlation, standardize
 from ogan_pl.models import DiscriminatorHead
+from ogan_pl.parts import load_plugins, loaded_plugins
+from ogan_pl.registry import ARCHITECTURES, LOSSES, OPTIMIZERS
 
 # The EMA copies are in eval mode on purpose (they are never trained).
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
 
 
+@contextlib.contextmanager
+def frozen(*modules: nn.Module):
+    """requires_grad off for `modules` (E and head during the G step): no E weight gradients are built."""
+    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
 class OGAN(pl.LightningModule):
     def __init__(self, config: dict):
-        """`config` is the run's resolved config as plain containers (it is stored in checkpoints)."""
+        """`config` is the run's resolved config as plain containers; its recipe (model, method, loss,
+        optimizers, data) is stored in checkpoints, and every part is built through the registries."""
         super().__init__()
-        self.save_hyperparameters()
-        model = config["model"]
-        self.z_dim = int(model["z_dim"])
-        self.recon_scale = float(model["recon_scale"])
-        self.seed = int(config["seed"])
+        config = recipe(config)
+        parts = check_recipe(config)
+        # the part modules this process has imported (not what a file asks for): a process that
+        # receives this module pickled (ddp_spawn) imports the same ones before it builds optimizers
+        self._part_modules = loaded_plugins()
+        self.save_hyperparameters({"config": config})
+        ogan = config.get("ogan", {})
+        speed = config.get("speed", {})
+        architecture = ARCHITECTURES.build(parts["model"], "model")
+        self.z_dim = architecture.z_dim
+        self.recon_scale = float(ogan.get("recon_scale", 0.9))
+        self.seed = int(config.get("seed", 0))
         self.update_scheme = config["train"]["update"]
         self.n_critic = int(config["train"]["n_critic"])
-        self.E = safe_instantiate(model["encoder"], name="model.encoder")
-        self.G = safe_instantiate(model["generator"], name="model.generator")
-        self.head = DiscriminatorHead(model["disc_head"], self.z_dim)
-        self.objective = safe_instantiate(config["loss"], name="loss")
-        decay = float(model["ema_decay"])
+        self.E = architecture.encoder()
+        self.G = architecture.generator()
+        self.head = DiscriminatorHead(ogan.get("disc_head", "avg"), self.z_dim)
+        self.objective = LOSSES.build(parts["loss"], "loss")
+        decay = float(ogan.get("ema_decay", 0.999))
         self.E_ema = EMA(self.E, decay) if decay > 0 else None
         self.G_ema = EMA(self.G, decay) if decay > 0 else None
         self.automatic_optimization = False
@@ -47,15 +73,17 @@ class OGAN(pl.LightningModule):
         self._speed_mark: tuple[float, int] | None = None
         self.images_per_sec = 0.0
         self._noise_generator: torch.Generator | None = None
-        self.channels_last_setting = model.get("channels_last", False)
-        self.compile_networks = bool(model.get("compile", False))
+        self.channels_last_setting = speed.get("channels_last", False)
+        self.compile_networks = bool(speed.get("compile", False))
         self.channels_last = False  # decided on the device, in on_fit_start
 
     @classmethod
-    def load_from_checkpoint(cls, checkpoint_path, map_location=None, weights_only: bool = True, **kwargs):
-        """Load with torch's weights_only unpickler: a checkpoint cannot run code while it is loaded."""
-        return super().load_from_checkpoint(checkpoint_path, map_location=map_location,
-                                            weights_only=weights_only, **kwargs)
+    def load_from_checkpoint(cls, checkpoint_path, map_location=None, plugins=(), **kwargs):
+        """Load through ogan_pl.loading: weights-only unpickling, and only registered parts are built."""
+        if kwargs:
+            raise TypeError(f"OGAN.load_from_checkpoint takes no {', '.join(kwargs)}: the model is rebuilt from "
+                            "the config stored in the checkpoint")
+        return load_model(checkpoint_path, map_location if map_location is not None else "cpu", plugins)
 
     # ----------------------------------------------------------------- the discriminator
     def encode_fp32(self, x: Tensor) -> Tensor:
@@ -75,75 +103,100 @@ class OGAN(pl.LightningModule):
         resumed run the same noise as an uninterrupted one. Seeding is host-side: no device sync."""
         if self._noise_generator is None or self._noise_generator.device != self.device:
             self._noise_generator = torch.Generator(device=self.device)
-        self._noise_generator.manual_seed(rank_seed(self.seed, self.global_rank, self.g_iter))
+        rank = self.global_rank if self._trainer is not None else 0
+        self._noise_generator.manual_seed(rank_seed(self.seed, rank, self.g_iter))
 
     # ----------------------------------------------------------------- optimizers
     def configure_optimizers(self):
+        """E's optimizer (E and the head) and G's, in both schemes: the joint update steps both
+        after one backward pass (for elementwise optimizers this equals the reference's single
+        optimizer over both networks)."""
+        load_plugins(self._part_modules)
         optim = self.hparams.config["optim"]
         e_params = [*self.E.parameters(), *self.head.parameters()]
-        if self.update_scheme == "joint":
-            make = safe_instantiate(optim["encoder"], name="optim.encoder")
-            return make([{"params": e_params, "lr": optim["lr_e"]},
-                          {"params": list(self.G.parameters()), "lr": optim["lr_g"]}])
-        return [safe_instantiate(optim["encoder"], name="optim.encoder")(e_params),
-                safe_instantiate(optim["generator"], name="optim.generator")(self.G.parameters())]
+        return [OPTIMIZERS.build(optim["encoder"], "optim.encoder", params=e_params),
+                OPTIMIZERS.build(optim["generator"], "optim.generator", params=list(self.G.parameters()))]
 
     # ----------------------------------------------------------------- objectives
     # Pure functions of (x, z): the training step only adds the optimizer work around them.
+    def _real_input(self, x: Tensor) -> Tensor:
+        return x.detach().requires_grad_(True) if self.objective.requires_real_grad else x
+
     def encoder_objective(self, x: Tensor, z: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """E's loss on real x and on G(z) detached."""
         with torch.no_grad():
             fake = self.G(z)
-        if self.objective.requires_real_grad:
-            x = x.detach().requires_grad_(True)
-        e_real, e_fake = self.encode_fp32(x), self.encode_fp32(fake)
-        d_real, d_fake = self.head(e_real), self.head(e_fake)
-        rho = correlation(z, e_fake)
-        penalty = self.objective.penalty(self.discriminate, x, fake, d_real, d_fake)
-        loss, parts = self.objective.encoder_loss(d_real, d_fake, rho, penalty)
-        return loss, {"loss_e": loss, "rho_e": rho.mean(), "d_real": d_real.mean(), "d_fake": d_fake.mean(), **parts}
+        x = self._real_input(x)
+        d_real = self.discriminate(x)  # real first: BatchNorm's running statistics see real, then fake
+        e_fake = self.encode_fp32(fake)
+        d_fake = self.head(e_fake)
+        s = LossInputs(z=z, x_real=x, x_fake=fake, d_fake=d_fake, rho=correlation(z, e_fake),
+                       disc=self.discriminate, real_scores=d_real)
+        loss, parts = self.objective.encoder_loss(s)
+        return loss, {"loss_e": loss, "rho_e": s.rho.mean(), "d_real": s.d_real.mean(), "d_fake": s.d_fake.mean(),
+                      **parts}
 
-    def generator_objective(self, z: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """G's loss; call it with E frozen."""
-        e_fake = self.encode_fp32(self.G(z))
-        rho = correlation(z, e_fake)
-        loss, parts = self.objective.generator_loss(self.head(e_fake), rho)
-        return loss, {"loss_g": loss, "rho": rho.mean(), **parts}
+    def generator_objective(self, x: Tensor, z: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """G's loss; call it with E frozen. D(x) of the real batch x is computed only if the loss reads it."""
+        fake = self.G(z)
+        e_fake = self.encode_fp32(fake)
+        rho = correlation(z, e_fake)  # (the order of these two fixes the float rounding of E's backward)
+        s = LossInputs(z=z, x_real=x, x_fake=fake.detach(), d_fake=self.head(e_fake), rho=rho,
+                       disc=self.discriminate)
+        loss, parts = self.objective.generator_loss(s)
+        return loss, {"loss_g": loss, "rho": s.rho.mean(), **parts}
 
     def joint_objective(self, x: Tensor, z: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """The reference code's single loss over E and G, with a stop-gradient copy of G(z)."""
         fake = self.G(z)
         fake_ng = fake.detach()
-        if self.objective.requires_real_grad:
-            x = x.detach().requires_grad_(True)
+        x = self._real_input(x)
         e_real, e_fake, e_fake_ng = self.encode_fp32(x), self.encode_fp32(fake), self.encode_fp32(fake_ng)
         d_real, d_fake, d_fake_ng = self.head(e_real), self.head(e_fake), self.head(e_fake_ng)
-        rho = correlation(z, e_fake)
-        penalty = self.objective.penalty(self.discriminate, x, fake_ng, d_real, d_fake_ng)
-        loss, parts = self.objective.joint_loss(d_real, d_fake, d_fake_ng, rho, penalty)
-        return loss, {"loss": loss, "rho": rho.mean(), "d_real": d_real.mean(), "d_fake": d_fake_ng.mean(), **parts}
+        s = LossInputs(z=z, x_real=x, x_fake=fake_ng, d_fake=d_fake_ng, rho=correlation(z, e_fake),
+                       disc=self.discriminate, real_scores=d_real)
+        loss, parts = self.objective.joint_loss(s, d_fake_g=d_fake)
+        return loss, {"loss": loss, "rho": s.rho.mean(), "d_real": s.d_real.mean(), "d_fake": s.d_fake.mean(), **parts}
 
     # ----------------------------------------------------------------- training
-    def training_step(self, batch: dict, batch_idx: int) -> None:
-        reals = batch["image"]
+    def train_iteration(self, reals: Tensor, opt_e, opt_g, backward: Callable[[Tensor], None]) -> dict[str, Tensor]:
+        """One generator iteration on `reals` (n_critic slices): the E update(s), then the G update
+        with E frozen, or the joint update; then the EMA. The same code runs inside Lightning
+        (LightningOptimizers, manual_backward) and in the bench's bare loop (plain torch)."""
         if self.channels_last:
             reals = reals.contiguous(memory_format=torch.channels_last)
         self._seed_noise()
         if self.update_scheme == "joint":
-            stats = self._optimize(self.optimizers(), *self.joint_objective(reals, self._noise(len(reals))))
+            loss, stats = self.joint_objective(reals, self._noise(len(reals)))
+            opt_e.zero_grad(set_to_none=True)
+            opt_g.zero_grad(set_to_none=True)
+            backward(loss)
+            opt_e.step()
+            opt_g.step()
         else:
-            opt_e, opt_g = self.optimizers()
             for x in reals.split(len(reals) // self.n_critic):
-                stats = self._optimize(opt_e, *self.encoder_objective(x, self._noise(len(x))))
-            self.toggle_optimizer(opt_g)  # E and head frozen: no E weight gradients are built or stored
-            stats.update(self._optimize(opt_g, *self.generator_objective(self._noise(len(reals) // self.n_critic))))
-            self.untoggle_optimizer(opt_g)
+                stats = self._update(opt_e, backward, *self.encoder_objective(x, self._noise(len(x))))
+            with frozen(self.E, self.head):
+                stats.update(self._update(opt_g, backward, *self.generator_objective(x, self._noise(len(x)))))
         self.g_iter += 1
-        self.images_seen += len(reals) * self.trainer.world_size
         self._average_buffers()
         if self.G_ema is not None:
             self.G_ema.update(self.G, self.g_iter)
             self.E_ema.update(self.E, self.g_iter)
+        return stats
+
+    @staticmethod
+    def _update(opt, backward, loss: Tensor, stats: dict[str, Tensor]) -> dict[str, Tensor]:
+        opt.zero_grad(set_to_none=True)
+        backward(loss)
+        opt.step()
+        return stats
+
+    def training_step(self, batch: dict, batch_idx: int) -> None:
+        reals = batch["image"]
+        opt_e, opt_g = self.optimizers()
+        stats = self.train_iteration(reals, opt_e, opt_g, self.manual_backward)
+        self.images_seen += len(reals) * self.trainer.world_size
         self._measure_speed()
         # Only on the steps loggers write (and the last): a log call costs Python time on every step.
         if self._is_log_step() or self.g_iter >= self.total_steps:
@@ -154,15 +207,9 @@ class OGAN(pl.LightningModule):
     def _average_buffers(self) -> None:
         """BatchNorm running statistics differ per rank (each sees its own batch); averaging them
         keeps every rank, and so the EMA copies and the checkpoint, identical. No-op on one device."""
-        if self.trainer.world_size > 1:
+        if self._trainer is not None and self.trainer.world_size > 1:
             all_reduce_mean_([b for net in (self.E, self.G, self.head) for b in net.buffers()
                               if b.is_floating_point()])
-
-    def _optimize(self, opt, loss: Tensor, stats: dict[str, Tensor]) -> dict[str, Tensor]:
-        opt.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        opt.step()
-        return stats
 
     def _is_log_step(self) -> bool:
         """The generator iterations whose metrics Lightning hands to the loggers."""

@@ -9,11 +9,13 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from ogan_pl.callbacks import GeneratorStepCheckpoint
-from ogan_pl.config import configure_torch, instantiate_or_explain, optimizer_steps_per_iteration, validate
+from ogan_pl.config import configure_torch, instantiate_or_explain, optimizer_steps_per_iteration, run_config, validate
 from ogan_pl.distributed import GradientAllReduceDDP, make_strategy, process_rank
 from ogan_pl.errors import UserError
+from ogan_pl.loading import read_checkpoint
 from ogan_pl.module import OGAN
 from ogan_pl.preemption import PreemptionSignals
+from ogan_pl.registry import DATASETS
 from ogan_pl.resume import find_resume_checkpoint
 from ogan_pl.sweep import write_result
 
@@ -50,9 +52,9 @@ def build_loggers(cfg: DictConfig, resuming: bool) -> list:
 
 def build_data_and_model(cfg: DictConfig) -> tuple[pl.LightningDataModule, OGAN]:
     n_critic = cfg.train.n_critic if cfg.train["update"] == "alternating" else 1
-    datamodule = instantiate_or_explain(cfg.dataset, batches_per_step=n_critic)
+    datamodule = DATASETS.build(run_config(cfg.dataset), "dataset", batches_per_step=n_critic)
     datamodule.setup("fit")  # bad data fails here, before a model is built
-    return datamodule, OGAN(OmegaConf.to_container(cfg, resolve=True))
+    return datamodule, OGAN(run_config(cfg))
 
 
 def build_trainer(cfg: DictConfig, callbacks: list, resuming: bool = False, **overrides) -> pl.Trainer:
@@ -74,18 +76,27 @@ def build_trainer(cfg: DictConfig, callbacks: list, resuming: bool = False, **ov
 
 
 def resume_checkpoint(cfg: DictConfig, out_dir: Path) -> str | None:
-    """ckpt_path if given; else with resume=auto the run directory's newest complete checkpoint."""
+    """ckpt_path if given; else with resume=auto the run directory's newest complete checkpoint.
+    Either is read through ogan_pl.loading first, so a hostile or broken file is one line here."""
     if cfg.get("ckpt_path"):
-        if not Path(cfg.ckpt_path).is_file():
-            raise UserError(f"ckpt_path={cfg.ckpt_path} does not exist; give the path of a .ckpt file")
+        try:
+            read_checkpoint(cfg.ckpt_path)
+        except UserError as err:
+            raise UserError(f"ckpt_path={cfg.ckpt_path}: {err}") from None
         return str(cfg.ckpt_path)
     if cfg.get("resume", "auto") != "auto":
         return None
     checkpoint_cfg = (cfg.get("callbacks") or {}).get("checkpoint") or {}
     path = find_resume_checkpoint(checkpoint_cfg.get("dirpath") or out_dir / "checkpoints")
-    if path is not None and process_rank() == 0:
+    if path is None:
+        return None
+    try:
+        read_checkpoint(path)
+    except UserError as err:
+        raise UserError(f"resume=auto: {err} (start afresh with resume=never, or another run directory)") from None
+    if process_rank() == 0:
         log.info("resume=auto: continuing from %s", path)
-    return None if path is None else str(path)
+    return str(path)
 
 
 def run_result(trainer: pl.Trainer, model: OGAN) -> dict:

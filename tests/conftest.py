@@ -52,8 +52,9 @@ def start_in(cwd: Path, script: str, *args: str, env: dict | None = None) -> sub
 
 def run_in(cwd: Path, script: str, *args: str, check: bool = True, timeout: int = 300,
            env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run train.py / evaluate.py in `cwd` as a user would, W&B offline under `cwd`."""
-    proc = subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, env=script_env(cwd, env),
+    """Run train.py / evaluate.py (or `-m module`) in `cwd` as a user would, W&B offline under `cwd`."""
+    command = [sys.executable, script if script.startswith("-") else str(ROOT / script), *args]
+    proc = subprocess.run(command, cwd=cwd, env=script_env(cwd, env),
                           capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"{script} {' '.join(args)} exited {proc.returncode}\n"

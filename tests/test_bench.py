@@ -66,7 +66,7 @@ def test_bf16_autocast_losses_match_fp32_on_the_first_step():
     torch.manual_seed(0)
     model = OGAN(tiny_config())
     x, z = torch.rand(8, 3, 32, 32) * 2 - 1, torch.randn(8, 16)
-    for objective in (lambda: model.encoder_objective(x, z), lambda: model.generator_objective(z)):
+    for objective in (lambda: model.encoder_objective(x, z), lambda: model.generator_objective(x, z)):
         fp32, _ = objective()
         with torch.autocast("cpu", dtype=torch.bfloat16):
             bf16, stats = objective()
@@ -81,7 +81,7 @@ def test_bf16_mixed_training_runs_with_finite_losses(run_script, tmp_path):
     assert all(math.isfinite(float(r[k])) for r in rows for k in ("train/loss_e", "train/loss_g", "train/rho"))
 
 
-@pytest.mark.parametrize("option", ["model.channels_last=true", "model.compile=true"])
+@pytest.mark.parametrize("option", ["speed.channels_last=true", "speed.compile=true"])
 def test_speed_options_train(run_script, tmp_path, option):
     run_script("train.py", *TINY, option, "logger=none", "hydra.run.dir=run")
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)

@@ -52,9 +52,9 @@ def test_train_default_logger_writes_checkpoints_grids_and_offline_wandb(run_scr
 
 
 @pytest.mark.parametrize("overrides", [
-    ["loss=hinge"], ["loss=wgan_gp"], ["loss=nsgan", "loss.r1_gamma=1.0"], ["loss=lsgan"],
-    ["model=dcgan_sm"], ["model.disc_head=linear", "optim=adam"], ["train.update=joint"],
-    ["train.n_critic=2", "model.ema_decay=0"],
+    ["loss=hinge"], ["loss=wgan_gp"], ["loss=nsgan", "loss.r1_gamma=1.0"], ["loss=lsgan"], ["loss=rpgan"],
+    ["model=dcgan_sm"], ["ogan.disc_head=linear", "optim=adam"], ["train.update=joint"],
+    ["train.n_critic=2", "ogan.ema_decay=0"],
 ], ids=lambda o: ",".join(o))
 def test_train_variants(run_script, tmp_path, overrides):
     """Each loss, model and update scheme end to end: checkpoint, grids, and an offline W&B run."""
@@ -73,10 +73,10 @@ def test_train_variants(run_script, tmp_path, overrides):
     assert rows[-1]["progress/kimg"] == pytest.approx(4 * 8 * (2 if "train.n_critic=2" in overrides else 1) / 1000)
     assert any("images/samples/filenames" in r for r in history)
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
-    per_iter = 1 if "train.update=joint" in overrides else (3 if "train.n_critic=2" in overrides else 2)
+    per_iter = 2 if "train.update=joint" in overrides else (3 if "train.n_critic=2" in overrides else 2)
     assert ckpt["ogan"]["g_iter"] == 4 and ckpt["global_step"] == 4 * per_iter
     assert ckpt["ogan"]["images_seen"] == 4 * 8 * (2 if "train.n_critic=2" in overrides else 1)
-    assert any(k.startswith("G_ema.") for k in ckpt["state_dict"]) == ("model.ema_decay=0" not in overrides)
+    assert any(k.startswith("G_ema.") for k in ckpt["state_dict"]) == ("ogan.ema_decay=0" not in overrides)
 
 
 def test_csv_logger_uses_generator_iterations(run_script, tmp_path):
@@ -132,7 +132,13 @@ def test_multirun_gives_one_wandb_run_per_job(run_script, tmp_path):
 
 @pytest.mark.parametrize("script,args,message", [
     ("train.py", ["dataset.resolution=48"], "dataset.resolution=48 must be a power of two"),
-    ("train.py", ["loss=foo"], "unknown loss 'foo'; choose one of: gan_qp, hinge, lsgan, nsgan, wgan_gp"),
+    ("train.py", ["model.bottom_channels=33"], "model.bottom_channels=33 must be an integer divisible by 2^2"),
+    ("train.py", ["model.kernel_size=2"], "model.kernel_size=2 must be an integer >= 3"),
+    ("train.py", ["loss._name_=nope"], "loss._name_: unknown loss 'nope'; registered: gan_qp, hinge"),
+    ("train.py", ["+loss.gamma=1"], "loss.gamma: loss 'gan_qp' has no argument 'gamma'; it takes: corr_weight"),
+    ("evaluate.py", ["ckpt=.", "metrics.names=[nope]"], "metrics.nope._name_: unknown metric 'nope'"),
+    ("evaluate.py", ["ckpt=."], "checkpoint . is a directory"),
+    ("train.py", ["loss=foo"], "unknown loss 'foo'; choose one of: gan_qp, hinge, lsgan, nsgan, rpgan, wgan_gp"),
     ("train.py", ["loss.corr_weight=-1"], "loss.corr_weight=-1"),
     ("train.py", ["dataset=image_folder"], "dataset.root is not set"),
     ("train.py", ["dataset=image_folder", "dataset.root=/no/such/dir"], "dataset.root=/no/such/dir does not exist"),
@@ -169,16 +175,6 @@ def test_checkpoint_with_pickle_payload_is_refused_and_does_not_run(run_script, 
     proc = run_script("evaluate.py", "ckpt=evil.ckpt", "hydra.run.dir=run", check=False, timeout=60)
     assert proc.returncode == 2 and not (tmp_path / "PWNED").exists()
     assert "refusing to load evil.ckpt: it asks to import posix.system" in proc.stderr.strip().splitlines()[-1]
-
-
-def test_checkpoint_config_with_foreign_target_is_refused(run_script, tmp_path):
-    run_script("train.py", *TINY, "logger=none", "train.steps=2", "hydra.run.dir=run")
-    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
-    ckpt["hyper_parameters"]["config"]["model"]["encoder"] = {"_target_": "os.system", "command": "touch PWNED"}
-    torch.save(ckpt, tmp_path / "foreign.ckpt")
-    proc = run_script("evaluate.py", "ckpt=foreign.ckpt", "hydra.run.dir=ev", check=False, timeout=60)
-    assert proc.returncode == 2 and not (tmp_path / "PWNED").exists()
-    assert "refusing to instantiate 'os.system' at model.encoder" in proc.stderr
 
 
 def test_empty_image_folder_is_one_line_error(run_script, tmp_path):

@@ -50,8 +50,22 @@ def test_training_logs_fid_keeps_best_checkpoint_and_no_inception_weights(fid_ru
         assert not any("inception" in k.lower() or "Mixed_" in k for k in ckpt["state_dict"])
         assert path.stat().st_size < 5_000_000  # Inception alone is 95 MB
     last = torch.load(ckpts / "last.ckpt", weights_only=True)
-    (fid_state,) = [v for k, v in last["callbacks"].items() if "FIDCallback" in k]
+    (fid_state,) = [v for k, v in last["callbacks"].items() if "MetricsCallback" in k]
     assert fid_state == {"best_fid": min(fids), "best_g_iter": best_g_iter}
+
+
+def test_training_callback_computes_any_registered_metric(run_script, tmp_path):
+    """The callback is not FID-only: the encoder metrics every 2 iterations, best_<monitor>.ckpt
+    kept on a higher-is-better score (PSNR), no Inception weights needed."""
+    run_script("train.py", *TINY, "logger=none", "callbacks=fid", "callbacks.fid.names=[encoder]",
+               "callbacks.fid.monitor=recon/psnr", "callbacks.fid.every_n_steps=2", "metrics.encoder.n_rho=32",
+               "metrics.encoder.n_probe_train=32", "metrics.batch_size=16", "hydra.run.dir=run")
+    lines = read_jsonl(tmp_path / "run" / "checkpoints" / "metrics.jsonl")
+    assert [line["g_iter"] for line in lines] == [2, 4]
+    psnr = [line["metrics"]["recon/psnr"] for line in lines]
+    assert lines[-1]["best_recon/psnr"] == max(psnr) and "probe/shape_accuracy" in lines[-1]["metrics"]
+    best = torch.load(tmp_path / "run" / "checkpoints" / "best_recon_psnr.ckpt", weights_only=True)
+    assert best["ogan"]["g_iter"] == lines[psnr.index(max(psnr))]["g_iter"]
 
 
 def test_evaluate_scores_a_checkpoint_and_appends_json_lines(fid_run, run_script, torch_home, inception_weights):
@@ -121,7 +135,7 @@ def test_missing_inception_weights_stop_training_before_it_starts(run_script, to
 
 
 @pytest.mark.parametrize("args,message", [
-    (["metrics.names=[fid,fcd]"], "metrics.names=['fid', 'fcd'] must be a non-empty list of"),
+    (["metrics.names=[fid,fcd]"], "metrics.fcd._name_: unknown metric 'fcd'; registered: encoder, fid, is, kid"),
     (["metrics.n_fake=1"], "metrics.n_fake=1 must be an integer >= 2"),
     (["precision=8"], "precision=8 must be one of 32, bf16, 16"),
 ])

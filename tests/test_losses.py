@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from ogan_pl.losses import GANQP, LSGAN, NSGAN, WGANGP, Hinge, correlation, standardize
+from ogan_pl.errors import UserError
+from ogan_pl.losses import GANQP, LSGAN, NSGAN, WGANGP, Hinge, LossInputs, RpGAN, correlation, standardize
 
 
 def numpy_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -50,6 +51,12 @@ def test_standardize_matches_numpy_biased_std():
     np.testing.assert_allclose(standardize(torch.tensor(v)).numpy(), expected, rtol=1e-4, atol=1e-5)
 
 
+def inputs(d_real, d_fake, rho=None, x_real=None, x_fake=None, disc=None) -> LossInputs:
+    n = len(d_fake)
+    return LossInputs(z=torch.zeros(n, 2), x_real=x_real, x_fake=x_fake, d_fake=d_fake,
+                      rho=torch.zeros(n) if rho is None else rho, disc=disc, real_scores=d_real)
+
+
 def gan_qp_numpy(e_real, e_fake, x_real, x_fake, z, lam):
     """OGAN.md, transcribed: t_i, qp_i, L_E, L_G with avg = mean over the code."""
     t = e_real.mean(1) - e_fake.mean(1)
@@ -66,9 +73,9 @@ def test_gan_qp_losses_equal_numpy_transcription():
     T = torch.tensor
     d_real, d_fake = T(e_real).mean(1), T(e_fake).mean(1)
     rho = correlation(T(z), T(e_fake))
-    penalty = loss.penalty(None, T(x_real), T(x_fake), d_real, d_fake)
-    l_e, _ = loss.encoder_loss(d_real, d_fake, rho, penalty)
-    l_g, _ = loss.generator_loss(d_fake, rho)
+    s = inputs(d_real, d_fake, rho, T(x_real), T(x_fake))
+    l_e, _ = loss.encoder_loss(s)
+    l_g, _ = loss.generator_loss(s)
     want_e, want_g = gan_qp_numpy(e_real, e_fake, x_real, x_fake, z, 0.7)
     assert l_e.item() == pytest.approx(want_e, rel=1e-6)
     assert l_g.item() == pytest.approx(want_g, rel=1e-6)
@@ -80,7 +87,7 @@ def test_module_objectives_equal_numpy_transcription(make_model):
     x = torch.rand(8, 3, 32, 32) * 2 - 1
     z = torch.randn(8, model.z_dim)
     l_e, _ = model.encoder_objective(x, z)
-    l_g, _ = model.generator_objective(z)
+    l_g, _ = model.generator_objective(x, z)
     with torch.no_grad():  # same train-mode forward passes, done independently
         fake = model.G(z)
         e_real, e_fake = model.E(x).double().numpy(), model.E(fake).double().numpy()
@@ -99,7 +106,8 @@ def test_joint_t2_term_sends_no_gradient_to_encoder(make_model):
     z = torch.randn(8, model.z_dim)
     fake = model.G(z)
     d_fake, d_fake_ng = model.discriminate(fake), model.discriminate(fake.detach())
-    t2 = (model.objective.h(d_fake) - model.objective.h(d_fake_ng)).mean()
+    obj = model.objective
+    t2 = (obj.generator_adversarial(inputs(None, d_fake)) - obj.generator_adversarial(inputs(None, d_fake_ng))).mean()
     assert t2.item() == 0.0
     e_grads = [g for g in _grads(model.E, t2) if g is not None]
     assert e_grads and all(torch.count_nonzero(g) == 0 for g in e_grads)
@@ -107,33 +115,43 @@ def test_joint_t2_term_sends_no_gradient_to_encoder(make_model):
     assert sum(g.abs().sum() for g in g_grads if g is not None) > 0
 
 
-def test_joint_gradients_are_the_sum_of_the_alternating_ones(make_model):
-    """Reference joint loss: E gets the E-step gradient and G gets the G-step gradient, exactly.
+@pytest.mark.parametrize("loss", ["gan_qp", "rpgan", "wgan_gp"])
+def test_joint_gradients_are_the_sum_of_the_alternating_ones(make_model, loss):
+    """Reference joint loss: E gets the E-step gradient and G gets the G-step gradient, exactly,
+    also for a loss whose G term reads the real scores (RpGAN) and one with a penalty.
 
     In float64: t2's two E-gradients cancel exactly in value, but in float32 the rounding of the
-    cancellation leaves ~1e-6 noise on small gradients.
+    cancellation leaves ~1e-6 noise on small gradients. BatchNorm in eval mode, so the extra
+    forward passes of the joint objective see the same normalisation as the alternating ones.
     """
-    model = make_model(**{"train.update": "joint"}).double()
+    model = make_model(**{"train.update": "joint", "loss": loss}).double().eval()
     x, z = (torch.rand(8, 3, 32, 32) * 2 - 1).double(), torch.randn(8, model.z_dim).double()
+    torch.manual_seed(0)  # WGAN-GP's interpolates
     joint, _ = model.joint_objective(x, z)
     joint_e, joint_g = _grads(model.E, joint), _grads(model.G, joint)
+    torch.manual_seed(0)
     e_loss, _ = model.encoder_objective(x, z)
-    g_loss, _ = model.generator_objective(z)
+    g_loss, _ = model.generator_objective(x, z)
     for a, b in zip(joint_e, _grads(model.E, e_loss)):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
     for a, b in zip(joint_g, _grads(model.G, g_loss)):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("loss_cls", [GANQP, Hinge, WGANGP, NSGAN, LSGAN])
+@pytest.mark.parametrize("loss_cls", [GANQP, Hinge, WGANGP, NSGAN, LSGAN, RpGAN])
 def test_every_loss_has_the_correlation_term(loss_cls):
-    d = torch.randn(4)
+    d_real = torch.randn(4, requires_grad=True)
+    disc = lambda x: x.flatten(1).sum(1)  # noqa: E731
+    x_real, x_fake = torch.randn(4, 3, 2, 2), torch.randn(4, 3, 2, 2)
     rho = torch.rand(4)
     without = loss_cls(corr_weight=0.0)
     with_term = loss_cls(corr_weight=0.5)
-    zero = torch.zeros(4)
-    diff_e = with_term.encoder_loss(d, d, rho, zero)[0] - without.encoder_loss(d, d, rho, zero)[0]
-    diff_g = with_term.generator_loss(d, rho)[0] - without.generator_loss(d, rho)[0]
+    s = inputs(disc(x_real), disc(x_fake), rho, x_real, x_fake, disc)
+    torch.manual_seed(0)
+    a = with_term.encoder_loss(s)[0]
+    torch.manual_seed(0)
+    diff_e = a - without.encoder_loss(s)[0]
+    diff_g = with_term.generator_loss(s)[0] - without.generator_loss(s)[0]
     assert diff_e.item() == pytest.approx(-0.5 * rho.mean().item(), rel=1e-5)
     assert diff_g.item() == pytest.approx(-0.5 * rho.mean().item(), rel=1e-5)
 
@@ -154,7 +172,7 @@ def test_wgan_gp_penalty_of_a_linear_critic():
     w = torch.randn(3 * 4 * 4)
     disc = lambda x: x.flatten(1) @ w  # noqa: E731
     x_real, x_fake = torch.randn(5, 3, 4, 4), torch.randn(5, 3, 4, 4)
-    pen = WGANGP(gp_weight=10).penalty(disc, x_real, x_fake, disc(x_real), disc(x_fake))
+    pen = WGANGP(gp_weight=10).penalty(inputs(disc(x_real), disc(x_fake), x_real=x_real, x_fake=x_fake, disc=disc))
     torch.testing.assert_close(pen, torch.full((5,), 10 * (w.norm().item() - 1) ** 2), rtol=1e-5, atol=1e-5)
 
 
@@ -164,10 +182,33 @@ def test_r1_penalty_of_a_quadratic_critic():
     d_real = 0.5 * x.flatten(1).pow(2).sum(1)
     loss = NSGAN(r1_gamma=2.0)
     assert loss.requires_real_grad
-    torch.testing.assert_close(loss.penalty(None, x, x, d_real, d_real), x.detach().flatten(1).pow(2).sum(1))
+    torch.testing.assert_close(loss.penalty(inputs(d_real, d_real, x_real=x)), x.detach().flatten(1).pow(2).sum(1))
 
 
-def test_negative_weights_rejected():
-    for make in (lambda: GANQP(corr_weight=-1), lambda: WGANGP(gp_weight=-1), lambda: NSGAN(r1_gamma=-0.1)):
-        with pytest.raises(ValueError):
+def test_negative_or_infinite_weights_rejected():
+    for make in (lambda: GANQP(corr_weight=-1), lambda: WGANGP(gp_weight=-1), lambda: NSGAN(r1_gamma=-0.1),
+                 lambda: GANQP(corr_weight=float("inf")), lambda: RpGAN(r1_gamma=float("nan"))):
+        with pytest.raises(UserError):
             make()
+
+
+def test_rpgan_equals_numpy_transcription():
+    """RpGAN (relativistic pairing): L_E = mean softplus(D(G(z)) - D(x)) - lambda rho,
+    L_G = mean softplus(D(x) - D(G(z))) - lambda rho, both reading the real scores."""
+    rng = np.random.default_rng(3)
+    d_real, d_fake, rho = rng.normal(size=6), rng.normal(size=6), rng.uniform(-1, 1, size=6)
+    softplus = lambda v: np.log1p(np.exp(v))  # noqa: E731
+    s = inputs(torch.tensor(d_real), torch.tensor(d_fake), torch.tensor(rho))
+    loss = RpGAN(corr_weight=0.3)
+    assert loss.encoder_loss(s)[0].item() == pytest.approx(np.mean(softplus(d_fake - d_real) - 0.3 * rho), rel=1e-9)
+    assert loss.generator_loss(s)[0].item() == pytest.approx(np.mean(softplus(d_real - d_fake) - 0.3 * rho), rel=1e-9)
+
+
+def test_generator_step_computes_real_scores_only_for_a_loss_that_reads_them(make_model):
+    """LossInputs.d_real is lazy: GAN-QP's G step never runs E on the real batch; RpGAN's does."""
+    for loss, wanted in (("gan_qp", 1), ("rpgan", 2)):
+        model = make_model(loss=loss)
+        calls = []
+        model.E.register_forward_hook(lambda *args: calls.append(1))
+        model.generator_objective(torch.rand(4, 3, 32, 32) * 2 - 1, torch.randn(4, model.z_dim))
+        assert len(calls) == wanted, loss

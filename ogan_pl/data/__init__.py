@@ -1,6 +1,7 @@
 from ogan_pl.data.convert import to_model_range, to_uint8
 from ogan_pl.data.datamodule import (CelebADataModule, CelebAHQDataModule, FFHQDataModule, ImageDataModule,
-                                     ImageFolderDataModule, LSUNDataModule, ShapesDataModule, TorchvisionDataModule)
+                                     ImageFolderDataModule, LSUNDataModule, MNISTDataModule, ShapesDataModule,
+                                     CIFAR10DataModule, TorchvisionDataModule)
 
-__all__ = ["CelebADataModule", "CelebAHQDataModule", "FFHQDataModule", "ImageDataModule", "ImageFolderDataModule",
-           "LSUNDataModule", "ShapesDataModule", "TorchvisionDataModule", "to_model_range", "to_uint8"]
+__all__ = ["CIFAR10DataModule", "CelebADataModule", "CelebAHQDataModule", "FFHQDataModule", "ImageDataModule", "ImageFolderDataModule",
+           "LSUNDataModule", "MNISTDataModule", "ShapesDataModule", "TorchvisionDataModule", "to_model_range", "to_uint8"]

@@ -8,7 +8,9 @@ import time
 from omegaconf import DictConfig, OmegaConf
 
 from ogan_pl.cli import run
-from ogan_pl.config import instantiate_or_explain
+from ogan_pl.config import run_config
+from ogan_pl.parts import load_plugins
+from ogan_pl.registry import DATASETS
 
 
 def images_per_second(loader, batches: int, warmup: int, transfer=None, sync=None) -> float:
@@ -31,12 +33,13 @@ def images_per_second(loader, batches: int, warmup: int, transfer=None, sync=Non
 
 
 def bench(cfg: DictConfig) -> dict[str, float]:
+    load_plugins(cfg.get("plugins") or [])
     has_cache = "cache" in cfg.dataset
     modes = list(cfg.bench.modes) if has_cache else ["memory"]
     results = {}
     for mode in modes:
         overrides = {"cache": mode == "cache"} if has_cache else {}
-        datamodule = instantiate_or_explain(OmegaConf.merge(cfg.dataset, overrides))
+        datamodule = DATASETS.build({**run_config(cfg.dataset), **overrides}, "dataset")
         start = time.perf_counter()
         datamodule.setup("fit")
         setup_s = time.perf_counter() - start

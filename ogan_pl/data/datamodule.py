@@ -15,6 +15,7 @@ from ogan_pl.data.decoded import DecodedImages
 from ogan_pl.data.shapes import ShapesDataset
 from ogan_pl.data.sources import open_source
 from ogan_pl.errors import UserError
+from ogan_pl.registry import DATASETS
 
 
 class ImageDataModule(pl.LightningDataModule, abc.ABC):
@@ -24,7 +25,7 @@ class ImageDataModule(pl.LightningDataModule, abc.ABC):
     yields k * batch_size images per step, one slice of batch_size for each E update.
     """
 
-    def __init__(self, resolution: int, channels: int = 3, batch_size: int = 64, num_workers: int = 0,
+    def __init__(self, resolution: int, channels: int = 3, batch_size: int = 64, num_workers: int = 4,
                  pin_memory: bool = True, persistent_workers: bool = True, holdout_size: int = 256,
                  batches_per_step: int = 1, seed: int = 0, flip: bool = False):
         super().__init__()
@@ -100,11 +101,12 @@ class ImageDataModule(pl.LightningDataModule, abc.ABC):
         return batch
 
 
+@DATASETS.register("shapes")
 class ShapesDataModule(ImageDataModule):
     """dataset=shapes: generated in memory, nothing on disk (see ogan_pl.data.shapes)."""
 
-    def __init__(self, size: int = 20000, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, size: int = 20000, holdout_size: int = 512, num_workers: int = 0, **kwargs):
+        super().__init__(holdout_size=holdout_size, num_workers=num_workers, **kwargs)
         self.size = size
 
     def build(self):
@@ -112,6 +114,7 @@ class ShapesDataModule(ImageDataModule):
         return make(self.size, "train"), make(self.holdout_size, "holdout")
 
 
+@DATASETS.register("image_folder")
 class ImageFolderDataModule(ImageDataModule):
     """dataset=image_folder dataset.root=DIR: every image under DIR (recursive), or the values of an
     LMDB when DIR is one; centre-cropped to a square (of side `crop_size`, capped at the smaller
@@ -126,7 +129,7 @@ class ImageFolderDataModule(ImageDataModule):
     how_to_get = "pass dataset.root=DIR pointing at your images"
     subdirs: tuple[str, ...] = ()  # layouts to look for inside root, first match wins
 
-    def __init__(self, root: str | None = None, crop_size: int | None = None, cache: bool = False,
+    def __init__(self, root: str | None = None, crop_size: int | None = None, cache: bool = True,
                  cache_dir: str = ".cache/ogan_pl", on_error: str = "skip", **kwargs):
         super().__init__(**kwargs)
         if on_error not in ("skip", "raise"):
@@ -172,6 +175,7 @@ class ImageFolderDataModule(ImageDataModule):
         return make(order[n_holdout:]), make(order[:n_holdout])
 
 
+@DATASETS.register("lsun")
 class LSUNDataModule(ImageFolderDataModule):
     """dataset=lsun_church / lsun_bedroom: LSUN as distributed, an LMDB directory
     (`church_outdoor_train_lmdb/`, `bedroom_train_lmdb/`) of webp/jpeg values, or a folder of
@@ -183,6 +187,7 @@ class LSUNDataModule(ImageFolderDataModule):
                   "unzip it and pass dataset.root=.../church_outdoor_train_lmdb")
 
 
+@DATASETS.register("celeba_hq")
 class CelebAHQDataModule(ImageFolderDataModule):
     """dataset=celeba_hq: the 30,000 CelebA-HQ images as a folder (any resolution, e.g. the
     1024x1024 PNGs or the Kaggle 256x256 JPEGs), resized."""
@@ -191,6 +196,7 @@ class CelebAHQDataModule(ImageFolderDataModule):
                   "Kaggle 'celebahq' mirrors) in a folder and pass dataset.root=DIR")
 
 
+@DATASETS.register("ffhq")
 class FFHQDataModule(ImageFolderDataModule):
     """dataset=ffhq: the 70,000 FFHQ images as a folder (images1024x1024/ or thumbnails128x128/
     from github.com/NVlabs/ffhq-dataset), resized."""
@@ -199,6 +205,7 @@ class FFHQDataModule(ImageFolderDataModule):
                   "--thumbs) and pass dataset.root=.../images1024x1024")
 
 
+@DATASETS.register("celeba")
 class CelebADataModule(ImageFolderDataModule):
     """dataset=celeba: aligned CelebA (`img_align_celeba/`, 178x218 JPEGs) with the usual 140x140
     centre crop, then resize. `dataset.root` may be that folder, its parent, or torchvision's
@@ -211,36 +218,51 @@ class CelebADataModule(ImageFolderDataModule):
 
 
 class TorchvisionDataModule(ImageDataModule):
-    """CIFAR-10 / MNIST through torchvision: the training split for training, the official test split
-    as the held-out split (its first `holdout_size` images). Downloaded into `root` when
-    `download=true` and a network exists; otherwise the files must already be there."""
+    """A torchvision dataset: the training split for training, the official test split as the
+    held-out split (its first `holdout_size` images). Downloaded into `root` when `download=true`
+    and a network exists; otherwise the files must already be there."""
 
-    datasets = {"cifar10": "CIFAR10", "mnist": "MNIST"}
+    torchvision_class = ""  # the torchvision.datasets class of a subclass
 
-    def __init__(self, name: str, root: str, download: bool = True, **kwargs):
-        super().__init__(**kwargs)
-        if name not in self.datasets:
-            raise UserError(f"dataset.name={name!r} must be one of {', '.join(self.datasets)}")
-        self.name, self.root, self.download = name, root, download
+    def __init__(self, root: str, download: bool = True, resolution: int = 32, **kwargs):
+        super().__init__(resolution=resolution, **kwargs)
+        self.root, self.download = root, download
 
     def identity(self) -> dict:
-        return {**super().identity(), "name": self.name}
+        return {**super().identity(), "name": self.torchvision_class}
 
     def _split(self, train: bool) -> torch.Tensor:
         import torchvision
 
-        cls = getattr(torchvision.datasets, self.datasets[self.name])
+        cls = getattr(torchvision.datasets, self.torchvision_class)
         try:
             data = cls(self.root, train=train, download=self.download).data
         except (RuntimeError, OSError) as err:  # offline and absent: "Dataset not found", or a URLError
-            raise UserError(f"{self.name} not found under dataset.root={self.root} and not downloadable "
+            raise UserError(f"{self.torchvision_class} not found under dataset.root={self.root} and not downloadable "
                             f"({str(err).splitlines()[0][:120]}); run once with network (dataset.download=true) "
-                            f"or copy torchvision's {self.datasets[self.name]} files into {self.root}") from None
+                            f"or copy torchvision's {self.torchvision_class} files into {self.root}") from None
         return images_to_resolution(torch.as_tensor(data), self.resolution, self.channels)
 
     def build(self):
         train, test = self._split(True), self._split(False)
         return ArrayImages(train), ArrayImages(test[:self.holdout_size])
+
+
+@DATASETS.register("cifar10")
+class CIFAR10DataModule(TorchvisionDataModule):
+    """dataset=cifar10: CIFAR-10 through torchvision (50,000 training, 10,000 test images)."""
+
+    torchvision_class = "CIFAR10"
+
+
+@DATASETS.register("mnist")
+class MNISTDataModule(TorchvisionDataModule):
+    """dataset=mnist: the full MNIST through torchvision (60,000 training, 10,000 test digits)."""
+
+    torchvision_class = "MNIST"
+
+    def __init__(self, channels: int = 1, **kwargs):
+        super().__init__(channels=channels, **kwargs)
 
 
 def images_to_resolution(data: torch.Tensor, resolution: int, channels: int, chunk: int = 4096) -> torch.Tensor:

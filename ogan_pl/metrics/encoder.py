@@ -6,7 +6,10 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 
 from ogan_pl.data.convert import to_model_range
 from ogan_pl.data.shapes import FACTORS
+from ogan_pl.errors import UserError
 from ogan_pl.losses import correlation
+from ogan_pl.metrics.base import Metric, MetricContext
+from ogan_pl.registry import METRICS
 
 
 @torch.no_grad()
@@ -111,3 +114,23 @@ def encoder_metrics(model, datamodule, n_rho: int = 10000, n_probe_train: int = 
         codes_test = encode_all(model, holdout_images, batch_size, use_ema)
         out.update(shape_factor_probe(codes_train, train["factors"], codes_test, holdout["factors"]))
     return out
+
+
+@METRICS.register("encoder")
+class EncoderMetrics(Metric):
+    """Reconstruction MSE / PSNR / SSIM / specificity of held-out images, mean rho on `n_rho` fresh z,
+    and the shapes factor probes (fit on `n_probe_train` training images)."""
+
+    higher_is_better = ("recon/psnr", "recon/ssim", "encoder/rho", "probe/x_r2", "probe/y_r2", "probe/scale_r2",
+                        "probe/hue_r2", "probe/shape_accuracy")
+
+    def __init__(self, n_rho: int = 10000, n_probe_train: int = 4096):
+        for name, value in (("n_rho", n_rho), ("n_probe_train", n_probe_train)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+                raise UserError(f"metrics.encoder.{name}={value!r} must be an integer >= 2")
+        self.n_rho, self.n_probe_train = n_rho, n_probe_train
+
+    def compute(self, ctx: MetricContext, shared: dict) -> tuple[dict[str, float], dict]:
+        scores = encoder_metrics(ctx.model, ctx.datamodule, self.n_rho, self.n_probe_train, ctx.batch_size,
+                                 ctx.use_ema, ctx.seed)
+        return scores, {"n_holdout": len(ctx.datamodule.holdout_set), "n_rho": self.n_rho}

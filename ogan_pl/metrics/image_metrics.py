@@ -17,6 +17,10 @@ from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from ogan_pl.data.convert import to_uint8
+from ogan_pl.errors import UserError
+from ogan_pl.metrics.base import Metric, MetricContext
+from ogan_pl.registry import METRICS
+from ogan_pl.metrics.inception import InceptionFeatures
 from ogan_pl.metrics.real_stats import RealStats, cache_file, load_cached, save_cached, stats_key
 
 log = logging.getLogger(__name__)
@@ -186,3 +190,95 @@ def prepare_real_stats(metrics: ImageMetrics, datamodule, cache_dir: str | Path,
     metrics.set_real(stats)
     log.info("real statistics %s in %.2f s (%s)", "loaded" if hit else "computed", time.perf_counter() - start, path)
     return {"n_real": n, "real_split": "train", "real_stats_file": str(path), "real_stats_cached": hit}
+
+
+class InceptionMetric(Metric):
+    """FID, KID and IS: one Inception pass over the generated images serves all that are selected."""
+
+    distributed = True  # ranks generate disjoint shares; torchmetrics sums the feature statistics
+
+    def setup(self, ctx: MetricContext, shared: dict) -> None:
+        if "inception" not in shared:
+            # rank 0 may download the weights (if allowed); the other ranks only read them
+            shared["inception"] = InceptionFeatures.load(ctx.inception_weights, ctx.download and ctx.rank == 0,
+                                                         ctx.antialias)
+
+    def compute(self, ctx: MetricContext, shared: dict) -> tuple[dict[str, float], dict]:
+        if "inception" not in ctx.memo:
+            ctx.memo["inception"] = inception_scores(ctx, shared)
+        scores, protocol = ctx.memo["inception"]
+        return {k: v for k, v in scores.items() if k.split("_")[0] == self.key}, protocol
+
+    key = ""
+
+
+@METRICS.register("fid")
+class FID(InceptionMetric):
+    """Frechet Inception Distance of n_fake generated images to the real training statistics."""
+
+    key = "fid"
+
+
+@METRICS.register("kid")
+class KID(InceptionMetric):
+    """Kernel Inception Distance (mean and std over `subsets` random subsets of `subset_size`)."""
+
+    key = "kid"
+
+    def __init__(self, subsets: int = 100, subset_size: int = 1000):
+        for name, value in (("subsets", subsets), ("subset_size", subset_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UserError(f"metrics.kid.{name}={value!r} must be an integer >= 1")
+        self.subsets, self.subset_size = subsets, subset_size
+
+
+@METRICS.register("is")
+class IS(InceptionMetric):
+    """Inception Score of the generated images (mean and std over `splits` splits)."""
+
+    key = "is"
+    higher_is_better = ("is_mean",)
+
+    def __init__(self, splits: int = 10):
+        if isinstance(splits, bool) or not isinstance(splits, int) or splits < 1:
+            raise UserError(f"metrics.is.splits={splits!r} must be an integer >= 1")
+        self.splits = splits
+
+
+def inception_scores(ctx: MetricContext, shared: dict) -> tuple[dict[str, float], dict]:
+    """Every selected Inception metric from one pass; real statistics loaded (or computed and cached) once."""
+    if "image_metrics" not in shared:
+        selected = {m.key: m for m in shared["metric_set"].metrics.values() if isinstance(m, InceptionMetric)}
+        kid, inception_score = selected.get("kid"), selected.get("is")
+        metrics = ImageMetrics(shared["inception"], list(selected),
+                               kid_subsets=kid.subsets if kid else 100, kid_subset_size=kid.subset_size if kid else 1000,
+                               is_splits=inception_score.splits if inception_score else 10)
+        shared["image_metrics"] = metrics.to(ctx.model.device)
+        shared["real_info"] = {}
+        if metrics.needs_real:
+            if ctx.rank == 0:
+                datamodule = ctx.datamodule
+                datamodule.setup()
+                n_total = len(datamodule.train_set) if ctx.n_real is None else min(ctx.n_real, len(datamodule.train_set))
+                shared["real_info"] = prepare_real_stats(metrics, datamodule, ctx.cache_dir, ctx.n_real, ctx.batch_size,
+                                                         on_batch=ctx.on_batch("real images", n_total))
+            else:
+                metrics.set_real(None)  # the states are summed over ranks: rank 0 alone holds the real ones
+    metrics: ImageMetrics = shared["image_metrics"]
+    metrics.reset()
+    z = fake_noise(ctx.n_fake, ctx.model.z_dim, ctx.seed, ctx.rank, ctx.world_size)
+    add_generated(metrics, ctx.model, z, ctx.batch_size, ctx.use_ema, ctx.autocast_dtype,
+                  on_batch=ctx.on_batch("generated images", len(z)))
+    torch.manual_seed(ctx.seed)  # KID and IS draw their subsets from the global generator
+    scores = metrics.compute()
+    protocol = {"n_fake": ctx.n_fake, "noise_seed": ctx.seed, "use_ema": ctx.use_ema and ctx.model.has_ema,
+                "input": "uint8, rounded and clamped from [-1, 1]", **metrics.extractor.protocol}
+    info = shared["real_info"]
+    if info:
+        protocol.update(n_real=info["n_real"], real_split=info["real_split"],
+                        real_stats={"file": info["real_stats_file"], "cached": info["real_stats_cached"]})
+    if metrics.kid is not None:
+        protocol.update(kid_subsets=metrics.kid.subsets, kid_subset_size=metrics.kid.subset_size)
+    if metrics.inception_score is not None:
+        protocol.update(is_splits=metrics.inception_score.splits)
+    return scores, protocol

@@ -1,4 +1,5 @@
-from ogan_pl.models.dcgan import Encoder, Generator, SelfModulatedBatchNorm2d
+from ogan_pl.models.architecture import Architecture
+from ogan_pl.models.dcgan import DCGAN, Encoder, Generator, SelfModulatedBatchNorm2d
 from ogan_pl.models.head import DiscriminatorHead
 
-__all__ = ["Encoder", "Generator", "SelfModulatedBatchNorm2d", "DiscriminatorHead"]
+__all__ = ["Architecture", "DCGAN", "DiscriminatorHead", "Encoder", "Generator", "SelfModulatedBatchNorm2d"]

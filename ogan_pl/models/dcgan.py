@@ -10,6 +10,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from ogan_pl.errors import UserError
+from ogan_pl.models.architecture import Architecture
+from ogan_pl.registry import ARCHITECTURES
+
 
 def num_layers(resolution: int) -> int:
     """n = log2(R) - 3: the number of halvings between R and the 4x4 bottom, minus one."""
@@ -116,3 +120,32 @@ class Generator(nn.Module):
         for i, up in enumerate(self.ups, start=1):
             h = self._norm_relu(i, up(h), z)
         return torch.tanh(self.to_image(h))
+
+
+@ARCHITECTURES.register("dcgan")
+class DCGAN(Architecture):
+    """model=dcgan: the reference's E and G; model=dcgan_sm: 4x4 kernels and a self-modulated G."""
+
+    def __init__(self, resolution: int, channels: int, z_dim: int = 128, bottom_channels: int | None = None,
+                 kernel_size: int = 5, self_modulated: bool = False, bn_momentum: float = 0.01,
+                 bn_eps: float = 1e-3, init_std: float = 0.02):
+        super().__init__(resolution, channels, z_dim)
+        if not (isinstance(resolution, int) and 32 <= resolution <= 512 and math.log2(resolution).is_integer()):
+            raise UserError(f"dataset.resolution={resolution} must be a power of two from 32 to 512 for model=dcgan "
+                            "(e.g. dataset.resolution=64)")
+        n = num_layers(resolution)
+        if bottom_channels is not None and not (isinstance(bottom_channels, int) and bottom_channels >= 2**n
+                                                and bottom_channels % 2**n == 0):
+            raise UserError(f"model.bottom_channels={bottom_channels!r} must be an integer divisible by 2^{n} at "
+                            f"resolution {resolution} (or null for the reference's 8 * resolution)")
+        if not (isinstance(kernel_size, int) and kernel_size >= 3):
+            raise UserError(f"model.kernel_size={kernel_size!r} must be an integer >= 3")
+        self.kwargs = dict(resolution=resolution, channels=channels, z_dim=z_dim, bottom_channels=bottom_channels,
+                           kernel_size=kernel_size, bn_momentum=bn_momentum, bn_eps=bn_eps, init_std=init_std)
+        self.self_modulated = self_modulated
+
+    def encoder(self) -> Encoder:
+        return Encoder(**self.kwargs)
+
+    def generator(self) -> Generator:
+        return Generator(**self.kwargs, self_modulated=self.self_modulated)

@@ -1,0 +1,121 @@
+"""Registered metrics of the (EMA) generator and encoder during training; keeps best_<monitor>.ckpt."""
+import logging
+import math
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ogan_pl.errors import UserError
+from ogan_pl.io import append_jsonl, now_iso
+from ogan_pl.metrics import MetricContext, MetricSet
+
+log = logging.getLogger(__name__)
+
+
+class MetricsCallback(pl.Callback):
+    """Every `every_n_steps` generator iterations and at the end: the metrics named in `names` (any
+    registered metric, `python -m ogan_pl.parts`), with `n_samples` generated images from fixed noise.
+
+    Under DDP, distributed metrics (FID/KID/IS) have every rank generate its share of the noise and
+    take part in the compute (torchmetrics sums the feature statistics; the real statistics sit on
+    rank 0 only, so the sum counts them once); the others run on rank 0. Logs `metrics/<score>`,
+    appends a line to `results_file`, and writes `best_<monitor>.ckpt` when `monitor` improves.
+    Feature networks live here, never in the LightningModule, so they never reach a checkpoint.
+    """
+
+    def __init__(self, names=("fid",), monitor: str | None = "fid", every_n_steps: int = 5000,
+                 n_samples: int = 10000, n_real: int | None = None, seed: int = 0, use_ema: bool = True,
+                 metrics: dict | None = None, cache_dir: str = ".cache/ogan_pl", checkpoint_dir: str | None = None,
+                 results_file: str | None = None):
+        if every_n_steps < 1:
+            raise UserError(f"callbacks.fid.every_n_steps must be >= 1, got {every_n_steps}")
+        if n_samples < 2:
+            raise UserError(f"callbacks.fid.n_samples must be >= 2, got {n_samples}")
+        options = OmegaConf.to_container(metrics, resolve=True) if isinstance(metrics, DictConfig) else dict(metrics or {})
+        self.metric_set = MetricSet(list(names), options)
+        self.options = options
+        self.monitor = monitor
+        self.every_n_steps = every_n_steps
+        self.n_samples = n_samples
+        self.n_real = n_real
+        self.seed = seed
+        self.use_ema = use_ema
+        self.cache_dir = cache_dir
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.results_file = Path(results_file) if results_file else None
+        self.best = math.inf if self._lower_is_better else -math.inf
+        self.best_g_iter = -1
+        self._last_scored = -1
+        self._ready = False
+
+    @property
+    def _lower_is_better(self) -> bool:
+        return self.monitor is None or self.metric_set.lower_is_better(self.monitor)
+
+    def _context(self, trainer, pl_module) -> MetricContext:
+        o = self.options
+        return MetricContext(model=pl_module, datamodule=trainer.datamodule, n_fake=self.n_samples, n_real=self.n_real,
+                             batch_size=o.get("batch_size", 250), seed=self.seed, use_ema=self.use_ema,
+                             cache_dir=self.cache_dir, inception_weights=o.get("inception_weights"),
+                             download=o.get("download", True), antialias=o.get("antialias", False),
+                             rank=trainer.global_rank, world_size=trainer.world_size)
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        # Rank 0 first, so only it downloads weights (if it must); the others then find them.
+        if trainer.is_global_zero:
+            self.metric_set.setup(self._context(trainer, pl_module))
+        trainer.strategy.barrier("metrics-setup")
+        if not trainer.is_global_zero:
+            self.metric_set.setup(self._context(trainer, pl_module))
+        self._ready = True
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if pl_module.g_iter % self.every_n_steps == 0:
+            self.score(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.score(trainer, pl_module)
+
+    def score(self, trainer, pl_module) -> dict | None:
+        step = pl_module.g_iter
+        if not self._ready or step == self._last_scored:
+            return None
+        self._last_scored = step
+        start = time.perf_counter()
+        scores, protocol = self.metric_set.compute(self._context(trainer, pl_module))
+        seconds = time.perf_counter() - start
+        if not trainer.is_global_zero:
+            return scores
+        log.info("metrics at generator iteration %d: %s (%.1f s)", step,
+                 ", ".join(f"{k} {v:.4g}" for k, v in scores.items()), seconds)
+        for logger in trainer.loggers:
+            logger.log_metrics({f"metrics/{k}": v for k, v in scores.items()}, step=step)
+        improved = False
+        if self.monitor is not None and self.monitor in scores:
+            value = scores[self.monitor]
+            improved = value < self.best if self._lower_is_better else value > self.best
+            if improved:
+                self.best, self.best_g_iter = value, step
+        # the run's result (train.py's return value, the sweep summary) reads callback_metrics
+        trainer.callback_metrics.update({f"metrics/{k}": torch.tensor(v) for k, v in scores.items()})
+        record = {"g_iter": step, "kimg": pl_module.kimg, "metrics": scores, "protocol": protocol,
+                  "wall_time_s": round(seconds, 3), "time": now_iso(), "source": "train.py"}
+        if self.monitor is not None:
+            trainer.callback_metrics[f"metrics/best_{self.monitor}"] = torch.tensor(self.best)
+            record[f"best_{self.monitor}"] = self.best
+        if self.results_file is not None:
+            append_jsonl(self.results_file, record)
+        if improved and self.checkpoint_dir is not None:
+            name = self.monitor.replace("/", "_")
+            trainer.save_checkpoint(self.checkpoint_dir / f"best_{name}.ckpt", weights_only=False)
+        return scores
+
+    def state_dict(self) -> dict:
+        return {f"best_{self.monitor}": self.best, "best_g_iter": self.best_g_iter}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.best = float(state_dict.get(f"best_{self.monitor}", self.best))
+        self.best_g_iter = int(state_dict.get("best_g_iter", -1))

@@ -1,0 +1,28 @@
+"""An architecture: the E and G of one O-GAN, built from one registered config node (`model=`).
+
+Every architecture takes the image shape (resolution, channels, from the dataset) and the code
+size z_dim (E's output = G's input); the rest of its arguments are its own. Its constructor checks
+them (cheap, before any network exists), so a bad width is one line before anything heavy starts.
+"""
+import abc
+
+from torch import nn
+
+from ogan_pl.errors import UserError
+
+
+class Architecture(abc.ABC):
+    def __init__(self, resolution: int, channels: int, z_dim: int):
+        if not (isinstance(z_dim, int) and not isinstance(z_dim, bool) and z_dim >= 2):
+            raise UserError(f"model.z_dim={z_dim!r} must be an integer >= 2 (rho needs at least two entries)")
+        self.resolution = resolution
+        self.channels = channels
+        self.z_dim = z_dim
+
+    @abc.abstractmethod
+    def encoder(self) -> nn.Module:
+        """E: images (B, channels, R, R) in [-1, 1] -> codes (B, z_dim)."""
+
+    @abc.abstractmethod
+    def generator(self) -> nn.Module:
+        """G: noise or codes (B, z_dim) -> images (B, channels, R, R) in [-1, 1]."""
