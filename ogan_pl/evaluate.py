@@ -84,7 +84,8 @@ def evaluate(cfg: DictConfig) -> dict:
                             batch_size=mcfg.batch_size, seed=cfg.seed, use_ema=cfg.use_ema,
                             autocast_dtype=PRECISIONS[str(cfg.precision)], cache_dir=cfg.paths.cache_dir,
                             inception_weights=mcfg.inception_weights, download=mcfg.download,
-                            antialias=mcfg.antialias, progress=start_progress)
+                            antialias=mcfg.antialias, classifier=OmegaConf.to_container(mcfg.classifier),
+                            progress=start_progress)
         metric_set.setup(ctx)  # before any data is read: missing weights stop the evaluation at once
         datamodule.setup()
         scores, protocol = metric_set.compute(ctx)

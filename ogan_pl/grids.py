@@ -42,8 +42,14 @@ class GridInputs:
         )
 
 
+MIN_CELL_PX = 64
+
+
 def _to_unit(images: Tensor) -> Tensor:
-    return ((images.float().cpu() + 1) / 2).clamp(0, 1)
+    """[-1, 1] -> [0, 1]; small images upscaled (nearest, an integer factor) to cells of >= 64 px."""
+    images = ((images.float().cpu() + 1) / 2).clamp(0, 1)
+    factor = -(-MIN_CELL_PX // images.shape[-1])
+    return images.repeat_interleave(factor, -1).repeat_interleave(factor, -2) if factor > 1 else images
 
 
 @torch.no_grad()

@@ -59,6 +59,7 @@ class LossInputs:
     rho: Tensor  # rho(z, E(G(z)))
     disc: Discriminator  # D = T(E(.)), for penalties
     real_scores: Tensor | None = None
+    code_fake: Tensor | None = None  # E(G(z)) itself (the MSE ablation of the correlation term)
 
     @functools.cached_property
     def d_real(self) -> Tensor:
@@ -73,15 +74,32 @@ def _check_weight(name: str, value: float) -> None:
         raise UserError(f"loss.{name}={value!r} must be a finite number >= 0")
 
 
+CORR_TYPES = ("pearson", "mse")
+
+
 class GANLoss(abc.ABC):
-    """adv_E, adv_G (per sample) and E's penalty; the O-GAN term with weight `corr_weight` (lambda)."""
+    """adv_E, adv_G (per sample) and E's penalty; the O-GAN term with weight `corr_weight` (lambda).
+
+    corr_type=pearson is O-GAN's term, -rho(z, E(G(z))). corr_type=mse puts ||z - E(G(z))||^2 / nz
+    in its place: the alternative the paper reports to fail, kept only for that ablation.
+    """
 
     #: the penalty needs d(D(x_real))/d(x_real): the caller marks x_real as requiring grad.
     requires_real_grad = False
 
-    def __init__(self, corr_weight: float = 0.5):
+    def __init__(self, corr_weight: float = 0.5, corr_type: str = "pearson"):
         _check_weight("corr_weight", corr_weight)
+        if corr_type not in CORR_TYPES:
+            raise UserError(f"loss.corr_type={corr_type!r} must be one of {', '.join(CORR_TYPES)} "
+                            "(pearson: O-GAN's -rho; mse: the paper's failing ablation)")
         self.corr_weight = corr_weight
+        self.corr_type = corr_type
+
+    def corr_term(self, s: LossInputs) -> Tensor:
+        """The per-sample O-GAN term that lambda weighs: -rho, or the MSE ablation."""
+        if self.corr_type == "mse":
+            return (s.z.float() - s.code_fake.float()).pow(2).mean(-1)
+        return -s.rho
 
     @abc.abstractmethod
     def encoder_adversarial(self, s: LossInputs) -> Tensor:
@@ -97,12 +115,12 @@ class GANLoss(abc.ABC):
 
     def encoder_loss(self, s: LossInputs) -> tuple[Tensor, dict[str, Tensor]]:
         adv, penalty = self.encoder_adversarial(s), self.penalty(s)
-        loss = (adv + penalty - self.corr_weight * s.rho).mean()
+        loss = (adv + penalty + self.corr_weight * self.corr_term(s)).mean()
         return loss, {"adv_e": adv.mean(), "penalty": penalty.mean()}
 
     def generator_loss(self, s: LossInputs) -> tuple[Tensor, dict[str, Tensor]]:
         adv = self.generator_adversarial(s)
-        loss = (adv - self.corr_weight * s.rho).mean()
+        loss = (adv + self.corr_weight * self.corr_term(s)).mean()
         return loss, {"adv_g": adv.mean()}
 
     def joint_loss(self, s: LossInputs, d_fake_g: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
@@ -117,7 +135,7 @@ class GANLoss(abc.ABC):
         penalty = self.penalty(s)
         adv_e = self.encoder_adversarial(s)
         adv_g = self.generator_adversarial(g_view) - self.generator_adversarial(g_view_ng)
-        loss = (adv_e + adv_g - self.corr_weight * s.rho).mean() + penalty.mean()
+        loss = (adv_e + adv_g + self.corr_weight * self.corr_term(s)).mean() + penalty.mean()
         return loss, {"adv_e": adv_e.mean(), "adv_g": self.generator_adversarial(g_view_ng).detach().mean(),
                       "penalty": penalty.mean()}
 
@@ -189,8 +207,8 @@ class Hinge(FGHLoss):
 class WGANGP(FGHLoss):
     """WGAN with gradient penalty gp_weight * (||grad D(x_hat)|| - 1)^2 on random interpolates."""
 
-    def __init__(self, corr_weight: float = 0.5, gp_weight: float = 10.0):
-        super().__init__(corr_weight)
+    def __init__(self, gp_weight: float = 10.0, **kwargs):
+        super().__init__(**kwargs)
         _check_weight("gp_weight", gp_weight)
         self.gp_weight = gp_weight
 
@@ -215,8 +233,8 @@ class WGANGP(FGHLoss):
 class NSGAN(FGHLoss):
     """Non-saturating logistic GAN, optional R1 penalty (r1_gamma / 2) * ||grad D(x_real)||^2."""
 
-    def __init__(self, corr_weight: float = 0.5, r1_gamma: float = 0.0):
-        super().__init__(corr_weight)
+    def __init__(self, r1_gamma: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
         _check_weight("r1_gamma", r1_gamma)
         self.r1_gamma = r1_gamma
         self.requires_real_grad = r1_gamma > 0
@@ -251,8 +269,8 @@ class RpGAN(GANLoss):
     """Relativistic pairing GAN (Jolicoeur-Martineau 2019; R3GAN): both steps compare paired scores,
     adv_E = softplus(D(G(z)) - D(x)), adv_G = softplus(D(x) - D(G(z))); optional R1 on real images."""
 
-    def __init__(self, corr_weight: float = 0.5, r1_gamma: float = 0.0):
-        super().__init__(corr_weight)
+    def __init__(self, r1_gamma: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
         _check_weight("r1_gamma", r1_gamma)
         self.r1_gamma = r1_gamma
         self.requires_real_grad = r1_gamma > 0

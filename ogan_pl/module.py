@@ -131,7 +131,7 @@ class OGAN(pl.LightningModule):
         e_fake = self.encode_fp32(fake)
         d_fake = self.head(e_fake)
         s = LossInputs(z=z, x_real=x, x_fake=fake, d_fake=d_fake, rho=correlation(z, e_fake),
-                       disc=self.discriminate, real_scores=d_real)
+                       disc=self.discriminate, real_scores=d_real, code_fake=e_fake)
         loss, parts = self.objective.encoder_loss(s)
         return loss, {"loss_e": loss, "rho_e": s.rho.mean(), "d_real": s.d_real.mean(), "d_fake": s.d_fake.mean(),
                       **parts}
@@ -142,7 +142,7 @@ class OGAN(pl.LightningModule):
         e_fake = self.encode_fp32(fake)
         rho = correlation(z, e_fake)  # (the order of these two fixes the float rounding of E's backward)
         s = LossInputs(z=z, x_real=x, x_fake=fake.detach(), d_fake=self.head(e_fake), rho=rho,
-                       disc=self.discriminate)
+                       disc=self.discriminate, code_fake=e_fake)
         loss, parts = self.objective.generator_loss(s)
         return loss, {"loss_g": loss, "rho": s.rho.mean(), **parts}
 
@@ -154,7 +154,7 @@ class OGAN(pl.LightningModule):
         e_real, e_fake, e_fake_ng = self.encode_fp32(x), self.encode_fp32(fake), self.encode_fp32(fake_ng)
         d_real, d_fake, d_fake_ng = self.head(e_real), self.head(e_fake), self.head(e_fake_ng)
         s = LossInputs(z=z, x_real=x, x_fake=fake_ng, d_fake=d_fake_ng, rho=correlation(z, e_fake),
-                       disc=self.discriminate, real_scores=d_real)
+                       disc=self.discriminate, real_scores=d_real, code_fake=e_fake)
         loss, parts = self.objective.joint_loss(s, d_fake_g=d_fake)
         return loss, {"loss": loss, "rho": s.rho.mean(), "d_real": s.d_real.mean(), "d_fake": s.d_fake.mean(), **parts}
 

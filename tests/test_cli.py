@@ -1,4 +1,5 @@
 """train.py and evaluate.py end to end, run as a user runs them (subprocess, CPU, tiny configs)."""
+import json
 import csv
 import math
 from pathlib import Path
@@ -11,7 +12,7 @@ from PIL import Image
 
 from tests.helpers import read_wandb_history
 
-TINY = ["model.bottom_channels=32", "model.z_dim=16", "dataset.batch_size=8", "dataset.size=64",
+TINY = ["dataset=shapes", "~callbacks.quality", "model.bottom_channels=32", "model.z_dim=16", "dataset.batch_size=8", "dataset.size=64",
         "dataset.holdout_size=16", "train.steps=4", "callbacks.images.every_n_steps=2",
         "callbacks.checkpoint.every_n_steps=2", "trainer.log_every_n_steps=1"]
 
@@ -193,3 +194,25 @@ def test_missing_tensorboard_is_one_line_error(run_script):
         pass
     proc = run_script("train.py", "logger=tensorboard", "hydra.run.dir=run", check=False, timeout=60)
     assert proc.returncode == 2 and "needs the tensorboard package" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_default_run_trains_on_the_builtin_digits_and_ends_with_a_summary(run_script, tmp_path):
+    """`python train.py` as `make train` runs it (shortened): real digits, classifier metrics during
+    training, and the closing lines with their real-data references."""
+    proc = run_script("train.py", "train.steps=20", "callbacks.quality.every_n_steps=10",
+                      "callbacks.quality.n_samples=200", "metrics.classifier.epochs=1", "logger=none",
+                      "callbacks.summary.n_rho=200", "hydra.run.dir=run")
+    config = OmegaConf.load(tmp_path / "run" / "config.yaml")
+    assert config.dataset._name_ == "digits" and config.model.z_dim == 32 and config.model.bottom_channels == 64
+    out = proc.stdout
+    assert "== O-GAN after 20 generator iterations" in out and "real held-out images:" in out
+    for label in ("reconstructions keep the label", "class-IS of samples", "FD in classifier features", "rho("):
+        assert label in out, label
+    lines = [json.loads(line) for line in (tmp_path / "run" / "checkpoints" / "metrics.jsonl").read_text().splitlines()]
+    assert [line["g_iter"] for line in lines] == [10, 20]
+    assert {"recon_classifier_accuracy", "is_classifier", "fd_classifier"} <= set(lines[-1]["metrics"])
+    protocol = lines[-1]["protocol"]
+    assert protocol["classifier"]["holdout_accuracy"] > 0.5 and protocol["reference"]["is_classifier"] > 5
+    from PIL import Image
+    grid = Image.open(tmp_path / "run" / "images" / "samples_0000020.png")
+    assert grid.size[0] >= 8 * 64  # 32 px digits upscaled to 64 px cells

@@ -70,13 +70,19 @@ def test_python_defaults_agree_with_the_yaml(group, option):
 
     load_plugins()
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=[f"{group}={option}"])
+        # on shapes: the default dataset (digits) brings its own tuned model settings (conf/tuned/)
+        cfg = compose("config", overrides=[f"{group}={option}"] + (["dataset=shapes"] if group != "dataset" else []))
     node = OmegaConf.to_container(cfg[group], resolve=False)
     if group == "metrics":  # each metric's options node
-        nodes = {name: (REGISTRIES["metrics"].get(name), node[name]) for name in ("kid", "is", "encoder")}
+        from ogan_pl.classifier import ClassifierSpec
+
+        nodes = {name: (REGISTRIES["metrics"].get(name), node[name]) for name in ("kid", "is", "encoder", "kid_classifier")}
+        nodes["classifier"] = (ClassifierSpec, node["classifier"])
     elif group == "callbacks":
         nodes = {}
         for key, sub in node.items():
+            if key == "quality":  # a second preset of MetricsCallback: callbacks.fid is its reference node
+                continue
             module, _, name = sub["_target_"].rpartition(".")
             nodes[key] = (getattr(importlib.import_module(module), name), sub)
     else:

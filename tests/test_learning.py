@@ -54,3 +54,50 @@ def test_training_makes_e_an_encoder_of_g_and_of_the_data():
         assert trained[f"probe/{factor}_r2"] > untrained[f"probe/{factor}_r2"] + 0.15, factor
     assert untrained["recon/specificity_ratio"] > 0.9 and trained["recon/specificity_ratio"] < 0.5
     assert trained["recon/psnr"] > untrained["recon/psnr"] + 5 and trained["recon/ssim"] > untrained["recon/ssim"] + 0.3
+
+
+DIGIT_STEPS = 600
+
+
+@pytest.mark.slow
+def test_training_on_the_builtin_digits_beats_the_untrained_model(tmp_path):
+    """The default run's settings on the built-in real digits, DIGIT_STEPS generator iterations (about
+    a minute on a 2-core CPU), scored by the classifier metrics against the untrained model.
+    Measured (untrained -> trained): see the assertions' margins in MEASURED below."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf, open_dict
+
+    from ogan_pl.data import DigitsDataModule
+    from ogan_pl.metrics import MetricContext, MetricSet
+    from tests.conftest import ROOT
+
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["logger=none", f"train.steps={DIGIT_STEPS}"])
+    with open_dict(cfg):
+        cfg.paths = {k: str(tmp_path) for k in ("root_dir", "data_dir", "cache_dir", "log_dir", "output_dir")}
+    config = OmegaConf.to_container(cfg, resolve=True)
+    assert config["dataset"]["_name_"] == "digits"  # the default run
+    names = ["recon_classifier", "is_classifier", "fd_classifier"]
+    metric_set = MetricSet(names)
+
+    def scores(model) -> dict:
+        data = DigitsDataModule(batch_size=64)
+        ctx = MetricContext(model=model, datamodule=data, n_fake=1000, batch_size=250, cache_dir=str(tmp_path),
+                            classifier=config["metrics"]["classifier"])
+        metric_set.setup(ctx)
+        return metric_set.compute(ctx)
+
+    torch.manual_seed(0)
+    untrained, _ = scores(OGAN(config))
+    torch.manual_seed(0)
+    model = OGAN(config)
+    data = DigitsDataModule(**{k: v for k, v in config["dataset"].items() if k != "_name_"})
+    trainer = pl.Trainer(accelerator="cpu", max_steps=2 * DIGIT_STEPS, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model, datamodule=data)
+    trained, protocol = scores(model)
+    print(f"untrained: {untrained}\ntrained:   {trained}\nreference: {protocol['reference']}")
+    assert protocol["classifier"]["holdout_accuracy"] > 0.95
+    assert untrained["recon_classifier_accuracy"] < 0.3 and trained["recon_classifier_accuracy"] > 0.75
+    assert untrained["is_classifier"] < 2.5 and trained["is_classifier"] > untrained["is_classifier"] + 4
+    assert trained["fd_classifier"] < 0.3 * untrained["fd_classifier"]

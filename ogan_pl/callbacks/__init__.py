@@ -2,5 +2,7 @@ from ogan_pl.callbacks.checkpoint import AtomicCheckpointIO, GeneratorStepCheckp
 from ogan_pl.callbacks.metrics import MetricsCallback
 from ogan_pl.callbacks.images import ImageGrids
 from ogan_pl.callbacks.progress import GeneratorProgressBar
+from ogan_pl.callbacks.summary import TrainingSummary
 
-__all__ = ["AtomicCheckpointIO", "GeneratorStepCheckpoint", "ImageGrids", "MetricsCallback", "GeneratorProgressBar"]
+__all__ = ["AtomicCheckpointIO", "GeneratorStepCheckpoint", "ImageGrids", "MetricsCallback", "GeneratorProgressBar",
+           "TrainingSummary"]

@@ -29,7 +29,7 @@ class MetricsCallback(pl.Callback):
     def __init__(self, names=("fid",), monitor: str | None = "fid", every_n_steps: int = 5000,
                  n_samples: int = 10000, n_real: int | None = None, seed: int = 0, use_ema: bool = True,
                  metrics: dict | None = None, cache_dir: str = ".cache/ogan_pl", checkpoint_dir: str | None = None,
-                 results_file: str | None = None):
+                 results_file: str | None = None, optional: bool = False):
         if every_n_steps < 1:
             raise UserError(f"callbacks.fid.every_n_steps must be >= 1, got {every_n_steps}")
         if n_samples < 2:
@@ -48,6 +48,8 @@ class MetricsCallback(pl.Callback):
         self.results_file = Path(results_file) if results_file else None
         self.best = math.inf if self._lower_is_better else -math.inf
         self.best_g_iter = -1
+        self.optional = optional
+        self.last: tuple[dict, dict] | None = None  # the latest (scores, protocol), for the summary
         self._last_scored = -1
         self._ready = False
 
@@ -61,16 +63,29 @@ class MetricsCallback(pl.Callback):
                              batch_size=o.get("batch_size", 250), seed=self.seed, use_ema=self.use_ema,
                              cache_dir=self.cache_dir, inception_weights=o.get("inception_weights"),
                              download=o.get("download", True), antialias=o.get("antialias", False),
-                             rank=trainer.global_rank, world_size=trainer.world_size)
+                             classifier=o.get("classifier"), rank=trainer.global_rank, world_size=trainer.world_size)
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         # Rank 0 first, so only it downloads weights (if it must); the others then find them.
         if trainer.is_global_zero:
-            self.metric_set.setup(self._context(trainer, pl_module))
+            self._setup_metrics(trainer, pl_module)
         trainer.strategy.barrier("metrics-setup")
         if not trainer.is_global_zero:
-            self.metric_set.setup(self._context(trainer, pl_module))
-        self._ready = True
+            self._setup_metrics(trainer, pl_module)
+        self._ready = bool(self.metric_set.metrics)
+
+    def _setup_metrics(self, trainer, pl_module) -> None:
+        """With `optional`, a metric this run cannot serve (no labels, no weights) is dropped with one
+        warning instead of stopping the run: the default callbacks suit every dataset."""
+        if not self.optional:
+            return self.metric_set.setup(self._context(trainer, pl_module))
+        for name, metric in list(self.metric_set.metrics.items()):
+            try:
+                metric.setup(self._context(trainer, pl_module), self.metric_set.shared)
+            except UserError as err:
+                if trainer.is_global_zero:
+                    log.warning("metric %s skipped: %s", name, err)
+                del self.metric_set.metrics[name]
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if pl_module.g_iter % self.every_n_steps == 0:
@@ -87,6 +102,7 @@ class MetricsCallback(pl.Callback):
         start = time.perf_counter()
         scores, protocol = self.metric_set.compute(self._context(trainer, pl_module))
         seconds = time.perf_counter() - start
+        self.last = (scores, protocol)
         if not trainer.is_global_zero:
             return scores
         log.info("metrics at generator iteration %d: %s (%.1f s)", step,

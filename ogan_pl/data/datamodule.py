@@ -22,8 +22,11 @@ class ImageDataModule(pl.LightningDataModule, abc.ABC):
     """Yields dict batches with a uint8 "image"; converts it to [-1, 1] once on the device.
 
     batch_size is per device (per process under DDP). With train.n_critic = k > 1 the loader
-    yields k * batch_size images per step, one slice of batch_size for each E update.
+    yields k * batch_size images per step, one slice of batch_size for each E update. A labelled
+    dataset sets `num_classes` and gives each item an int64 "label" (the classifier metrics).
     """
+
+    num_classes: int | None = None
 
     def __init__(self, resolution: int, channels: int = 3, batch_size: int = 64, num_workers: int = 4,
                  pin_memory: bool = True, persistent_workers: bool = True, holdout_size: int = 256,
@@ -103,7 +106,10 @@ class ImageDataModule(pl.LightningDataModule, abc.ABC):
 
 @DATASETS.register("shapes")
 class ShapesDataModule(ImageDataModule):
-    """dataset=shapes: generated in memory, nothing on disk (see ogan_pl.data.shapes)."""
+    """dataset=shapes: generated in memory, nothing on disk (see ogan_pl.data.shapes); labelled by
+    shape type (circle, square, triangle)."""
+
+    num_classes = 3
 
     def __init__(self, size: int = 20000, holdout_size: int = 512, num_workers: int = 0, **kwargs):
         super().__init__(holdout_size=holdout_size, num_workers=num_workers, **kwargs)
@@ -223,6 +229,7 @@ class TorchvisionDataModule(ImageDataModule):
     and a network exists; otherwise the files must already be there."""
 
     torchvision_class = ""  # the torchvision.datasets class of a subclass
+    num_classes = 10
 
     def __init__(self, root: str, download: bool = True, resolution: int = 32, **kwargs):
         super().__init__(resolution=resolution, **kwargs)
@@ -231,21 +238,23 @@ class TorchvisionDataModule(ImageDataModule):
     def identity(self) -> dict:
         return {**super().identity(), "name": self.torchvision_class}
 
-    def _split(self, train: bool) -> torch.Tensor:
+    def _split(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         import torchvision
 
         cls = getattr(torchvision.datasets, self.torchvision_class)
         try:
-            data = cls(self.root, train=train, download=self.download).data
+            split = cls(self.root, train=train, download=self.download)
         except (RuntimeError, OSError) as err:  # offline and absent: "Dataset not found", or a URLError
             raise UserError(f"{self.torchvision_class} not found under dataset.root={self.root} and not downloadable "
                             f"({str(err).splitlines()[0][:120]}); run once with network (dataset.download=true) "
                             f"or copy torchvision's {self.torchvision_class} files into {self.root}") from None
-        return images_to_resolution(torch.as_tensor(data), self.resolution, self.channels)
+        images = images_to_resolution(torch.as_tensor(split.data), self.resolution, self.channels)
+        return images, torch.as_tensor(split.targets, dtype=torch.int64)
 
     def build(self):
-        train, test = self._split(True), self._split(False)
-        return ArrayImages(train), ArrayImages(test[:self.holdout_size])
+        (train, train_labels), (test, test_labels) = self._split(True), self._split(False)
+        return (ArrayImages(train, extras={"label": train_labels}),
+                ArrayImages(test[:self.holdout_size], extras={"label": test_labels[:self.holdout_size]}))
 
 
 @DATASETS.register("cifar10")

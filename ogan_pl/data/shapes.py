@@ -65,7 +65,8 @@ class ShapesDataset(ArrayImages):
                  split: str = "train", chunk: int = 2048):
         factors = torch.from_numpy(sample_factors(size, seed, split))
         images = [render(factors[i:i + chunk].numpy(), resolution, channels) for i in range(0, size, chunk)]
-        super().__init__(torch.from_numpy(np.concatenate(images)), extras={"factors": factors})
+        super().__init__(torch.from_numpy(np.concatenate(images)),
+                         extras={"factors": factors, "label": factors[:, 0].long()})
 
     @property
     def factors(self) -> torch.Tensor:

@@ -1,4 +1,6 @@
 from ogan_pl.metrics.base import Metric, MetricContext, MetricSet
+from ogan_pl.metrics.classifier import (FDClassifier, ISClassifier, KIDClassifier, ReconClassifier,
+                                        class_inception_score, frechet_distance, kernel_inception_distance)
 from ogan_pl.metrics.encoder import (EncoderMetrics, encode_all, encoder_metrics, mean_correlation,
                                      reconstruction_error, shape_factor_probe)
 from ogan_pl.metrics.image_metrics import (FID, IMAGE_METRICS, IS, KID, ImageMetrics, InceptionMetric, add_generated,
@@ -6,7 +8,8 @@ from ogan_pl.metrics.image_metrics import (FID, IMAGE_METRICS, IS, KID, ImageMet
 from ogan_pl.metrics.inception import InceptionFeatures, find_inception_weights
 from ogan_pl.metrics.real_stats import RealStats
 
-__all__ = ["FID", "IMAGE_METRICS", "IS", "KID", "EncoderMetrics", "ImageMetrics", "InceptionFeatures",
+__all__ = ["FDClassifier", "ISClassifier", "KIDClassifier", "ReconClassifier", "class_inception_score",
+           "frechet_distance", "kernel_inception_distance", "FID", "IMAGE_METRICS", "IS", "KID", "EncoderMetrics", "ImageMetrics", "InceptionFeatures",
            "InceptionMetric", "Metric", "MetricContext", "MetricSet", "RealStats", "add_generated", "add_real",
            "encode_all", "encoder_metrics", "fake_noise", "find_inception_weights", "mean_correlation",
            "prepare_real_stats", "reconstruction_error", "shape_factor_probe"]

@@ -34,6 +34,7 @@ class MetricContext:
     inception_weights: str | None = None
     download: bool = True
     antialias: bool = False
+    classifier: dict | None = None  # the domain classifier's settings (metrics.classifier)
     rank: int = 0
     world_size: int = 1
     progress: Progress | None = None
@@ -93,7 +94,10 @@ class MetricSet:
                 continue
             got, proto = metric.compute(ctx, self.shared)
             scores.update(got)
+            reference = {**protocol.get("reference", {}), **proto.pop("reference", {})}
             protocol.update(proto)
+            if reference:  # the same scores for real data, from every metric that has them
+                protocol["reference"] = reference
         return scores, protocol
 
     def lower_is_better(self, score: str) -> bool:
