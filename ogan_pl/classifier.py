@@ -166,7 +166,8 @@ def load_or_train(datamodule, cache_dir: str | Path, spec: ClassifierSpec = Clas
         model, record = cached
         return model, {**record, "file": str(path), "cached": True}
     log.info("training the %s classifier for the classifier metrics (cached in %s)", type(datamodule).__name__, path)
-    model, record = train_classifier(datamodule, spec)
+    with torch.random.fork_rng(devices=[]):  # a metric never changes the training run's random stream
+        model, record = train_classifier(datamodule, spec)
     atomic_torch_save({"key": key, "state_dict": model.state_dict(), "record": record}, path)
     log.info("classifier: held-out accuracy %.4f (%d training images, %.1f s)", record["holdout_accuracy"],
              record["n_train"], record["train_seconds"])

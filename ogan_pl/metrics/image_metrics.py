@@ -269,8 +269,9 @@ def inception_scores(ctx: MetricContext, shared: dict) -> tuple[dict[str, float]
     z = fake_noise(ctx.n_fake, ctx.model.z_dim, ctx.seed, ctx.rank, ctx.world_size)
     add_generated(metrics, ctx.model, z, ctx.batch_size, ctx.use_ema, ctx.autocast_dtype,
                   on_batch=ctx.on_batch("generated images", len(z)))
-    torch.manual_seed(ctx.seed)  # KID and IS draw their subsets from the global generator
-    scores = metrics.compute()
+    with torch.random.fork_rng(devices=[]):  # the training run's random stream stays as it was
+        torch.manual_seed(ctx.seed)  # KID and IS draw their subsets from the global generator
+        scores = metrics.compute()
     protocol = {"n_fake": ctx.n_fake, "noise_seed": ctx.seed, "use_ema": ctx.use_ema and ctx.model.has_ema,
                 "input": "uint8, rounded and clamped from [-1, 1]", **metrics.extractor.protocol}
     info = shared["real_info"]
