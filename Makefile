@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -e ".[dev]"
 	touch $(STAMP)
 
-train: install   ## train on the built-in shapes dataset (extra overrides: make train ARGS="...")
+train: install   ## train on the built-in real digits (extra overrides: make train ARGS="...")
 	$(BIN)/python train.py $(ARGS)
 
 test: install    ## the whole test suite, W&B offline

@@ -41,7 +41,7 @@ def test_train_default_logger_writes_checkpoints_grids_and_offline_wandb(run_scr
     for name in ("samples", "reconstructions", "interpolations"):
         for step in (2, 4):
             assert (run / "images" / f"{name}_{step:07d}.png").is_file()
-    assert Image.open(run / "images" / "samples_0000004.png").size == (8 * 34 + 2, 8 * 34 + 2)
+    assert Image.open(run / "images" / "samples_0000004.png").size == (8 * 66 + 2, 8 * 66 + 2)  # 32 px upscaled to 64
     resolved = (run / "config.yaml").read_text()
     assert "${" not in resolved and "steps: 4" in resolved
     (wandb_run,) = (run / "wandb").glob("offline-run-*")

@@ -50,7 +50,7 @@ def test_training_logs_fid_keeps_best_checkpoint_and_no_inception_weights(fid_ru
         assert not any("inception" in k.lower() or "Mixed_" in k for k in ckpt["state_dict"])
         assert path.stat().st_size < 5_000_000  # Inception alone is 95 MB
     last = torch.load(ckpts / "last.ckpt", weights_only=True)
-    (fid_state,) = [v for k, v in last["callbacks"].items() if "MetricsCallback" in k]
+    (fid_state,) = [v for k, v in last["callbacks"].items() if "MetricsCallback" in k and "'fid'" in k]
     assert fid_state == {"best_fid": min(fids), "best_g_iter": best_g_iter}
 
 
@@ -135,7 +135,7 @@ def test_missing_inception_weights_stop_training_before_it_starts(run_script, to
 
 
 @pytest.mark.parametrize("args,message", [
-    (["metrics.names=[fid,fcd]"], "metrics.fcd._name_: unknown metric 'fcd'; registered: encoder, fid, is, kid"),
+    (["metrics.names=[fid,fcd]"], "metrics.fcd._name_: unknown metric 'fcd'; registered: encoder, fd_classifier, fid"),
     (["metrics.n_fake=1"], "metrics.n_fake=1 must be an integer >= 2"),
     (["precision=8"], "precision=8 must be one of 32, bf16, 16"),
 ])

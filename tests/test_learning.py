@@ -63,7 +63,9 @@ DIGIT_STEPS = 600
 def test_training_on_the_builtin_digits_beats_the_untrained_model(tmp_path):
     """The default run's settings on the built-in real digits, DIGIT_STEPS generator iterations (about
     a minute on a 2-core CPU), scored by the classifier metrics against the untrained model.
-    Measured (untrained -> trained): see the assertions' margins in MEASURED below."""
+    Asserted (untrained -> trained): reconstruction label accuracy < 0.3 -> > 0.75; class-IS of
+    samples < 2.5 -> at least 4 higher; classifier FD down to under 30% of the untrained model's.
+    For scale, the full default run (2,500 iterations) measured 0.884, 7.09 and 8.45 (FD)."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf, open_dict
 

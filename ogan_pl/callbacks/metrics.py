@@ -35,7 +35,8 @@ class MetricsCallback(pl.Callback):
         if n_samples < 2:
             raise UserError(f"callbacks.fid.n_samples must be >= 2, got {n_samples}")
         options = OmegaConf.to_container(metrics, resolve=True) if isinstance(metrics, DictConfig) else dict(metrics or {})
-        self.metric_set = MetricSet(list(names), options)
+        self.names = list(names)
+        self.metric_set = MetricSet(self.names, options)
         self.options = options
         self.monitor = monitor
         self.every_n_steps = every_n_steps
@@ -52,6 +53,12 @@ class MetricsCallback(pl.Callback):
         self.last: tuple[dict, dict] | None = None  # the latest (scores, protocol), for the summary
         self._last_scored = -1
         self._ready = False
+
+    @property
+    def state_key(self) -> str:
+        """Unique per configuration: several metrics callbacks (callbacks.quality, callbacks.fid) each
+        keep their own best value in a checkpoint."""
+        return self._generate_state_key(names=self.names, monitor=self.monitor)
 
     @property
     def _lower_is_better(self) -> bool:

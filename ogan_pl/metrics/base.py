@@ -44,6 +44,13 @@ class MetricContext:
         return None if self.progress is None else self.progress(label, total)
 
 
+def check_int(key: str, value, minimum: int) -> int:
+    """A metric option that must be an integer >= minimum (one line naming the key otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise UserError(f"{key}={value!r} must be an integer >= {minimum}")
+    return value
+
+
 class Metric(abc.ABC):
     #: every rank computes its share and the metric combines them; otherwise rank 0 alone computes it
     distributed = False

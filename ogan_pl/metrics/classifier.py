@@ -19,7 +19,7 @@ from torch import Tensor
 from ogan_pl.classifier import ClassifierSpec, load_or_train
 from ogan_pl.data.convert import to_model_range
 from ogan_pl.errors import UserError
-from ogan_pl.metrics.base import Metric, MetricContext
+from ogan_pl.metrics.base import Metric, MetricContext, check_int
 from ogan_pl.metrics.image_metrics import fake_noise
 from ogan_pl.registry import METRICS
 
@@ -150,10 +150,8 @@ class KIDClassifier(ClassifierMetric):
     name = "kid_classifier"
 
     def __init__(self, subsets: int = 100, subset_size: int = 1000):
-        for key, value in (("subsets", subsets), ("subset_size", subset_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-                raise UserError(f"metrics.kid_classifier.{key}={value!r} must be an integer >= 2")
-        self.subsets, self.subset_size = subsets, subset_size
+        self.subsets = check_int("metrics.kid_classifier.subsets", subsets, 1)
+        self.subset_size = check_int("metrics.kid_classifier.subset_size", subset_size, 2)
 
     def compute(self, ctx, shared):
         real = self.real(ctx, shared, "train")["features"]

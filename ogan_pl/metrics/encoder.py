@@ -6,9 +6,8 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 
 from ogan_pl.data.convert import to_model_range
 from ogan_pl.data.shapes import FACTORS
-from ogan_pl.errors import UserError
 from ogan_pl.losses import correlation
-from ogan_pl.metrics.base import Metric, MetricContext
+from ogan_pl.metrics.base import Metric, MetricContext, check_int
 from ogan_pl.registry import METRICS
 
 
@@ -125,10 +124,8 @@ class EncoderMetrics(Metric):
                         "probe/hue_r2", "probe/shape_accuracy")
 
     def __init__(self, n_rho: int = 10000, n_probe_train: int = 4096):
-        for name, value in (("n_rho", n_rho), ("n_probe_train", n_probe_train)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-                raise UserError(f"metrics.encoder.{name}={value!r} must be an integer >= 2")
-        self.n_rho, self.n_probe_train = n_rho, n_probe_train
+        self.n_rho = check_int("metrics.encoder.n_rho", n_rho, 2)
+        self.n_probe_train = check_int("metrics.encoder.n_probe_train", n_probe_train, 2)
 
     def compute(self, ctx: MetricContext, shared: dict) -> tuple[dict[str, float], dict]:
         scores = encoder_metrics(ctx.model, ctx.datamodule, self.n_rho, self.n_probe_train, ctx.batch_size,

@@ -17,8 +17,7 @@ from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from ogan_pl.data.convert import to_uint8
-from ogan_pl.errors import UserError
-from ogan_pl.metrics.base import Metric, MetricContext
+from ogan_pl.metrics.base import Metric, MetricContext, check_int
 from ogan_pl.registry import METRICS
 from ogan_pl.metrics.inception import InceptionFeatures
 from ogan_pl.metrics.real_stats import RealStats, cache_file, load_cached, save_cached, stats_key
@@ -226,10 +225,8 @@ class KID(InceptionMetric):
     key = "kid"
 
     def __init__(self, subsets: int = 100, subset_size: int = 1000):
-        for name, value in (("subsets", subsets), ("subset_size", subset_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UserError(f"metrics.kid.{name}={value!r} must be an integer >= 1")
-        self.subsets, self.subset_size = subsets, subset_size
+        self.subsets = check_int("metrics.kid.subsets", subsets, 1)
+        self.subset_size = check_int("metrics.kid.subset_size", subset_size, 1)
 
 
 @METRICS.register("is")
@@ -240,9 +237,7 @@ class IS(InceptionMetric):
     higher_is_better = ("is_mean",)
 
     def __init__(self, splits: int = 10):
-        if isinstance(splits, bool) or not isinstance(splits, int) or splits < 1:
-            raise UserError(f"metrics.is.splits={splits!r} must be an integer >= 1")
-        self.splits = splits
+        self.splits = check_int("metrics.is.splits", splits, 1)
 
 
 def inception_scores(ctx: MetricContext, shared: dict) -> tuple[dict[str, float], dict]:
