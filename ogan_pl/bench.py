@@ -15,6 +15,7 @@ Prints a table and writes JSON (bench.out). The device is synchronised only at w
 import copy
 import datetime
 import json
+import logging
 import platform
 import statistics
 import time
@@ -34,6 +35,8 @@ from ogan_pl.errors import UserError
 from ogan_pl.io import atomic_write
 from ogan_pl.metrics import InceptionFeatures
 from ogan_pl.train import build_data_and_model, build_trainer, finish_wandb
+
+log = logging.getLogger(__name__)
 
 
 def synchronize(device: torch.device) -> None:
@@ -134,13 +137,18 @@ def device_images(datamodule, device: torch.device):
         yield datamodule.on_after_batch_transfer(batch, 0)["image"]
 
 
-def step_flops(cfg: DictConfig, datamodule, model, device: torch.device) -> int:
-    """FLOPs of one generator iteration, counted on an uncompiled copy (the counter traces eagerly)."""
+def step_flops(cfg: DictConfig, datamodule, model, device: torch.device) -> int | None:
+    """FLOPs of one generator iteration, counted on an uncompiled copy (the counter traces eagerly);
+    None when torch's counter cannot trace the step (the double backward of R1 / WGAN-GP)."""
     probe = copy.deepcopy(model)
     probe.compile_networks = False
     loop = BareLoop(probe, device, cfg.trainer.precision, cfg.seed)
-    with FlopCounterMode(display=False) as counter:
-        loop.step(next(device_images(datamodule, device)))
+    try:
+        with FlopCounterMode(display=False) as counter:
+            loop.step(next(device_images(datamodule, device)))
+    except RuntimeError as err:
+        log.warning("FLOPs not counted: torch's FlopCounterMode cannot trace this step (%s)", str(err).splitlines()[0])
+        return None
     return counter.get_total_flops()
 
 
@@ -219,10 +227,10 @@ def print_table(result: dict) -> None:
     Console().print(table)
     memory = result["peak_memory_mb"]
     flops = result["flops_per_step"]
-    print(f"FLOPs per step {flops / 1e9:.2f} G; achieved {result['tflops']['lightning']:.2f} TFLOP/s (Lightning), "
-          f"{result['tflops']['bare']:.2f} TFLOP/s (bare); peak memory: "
-          + (f"{memory['lightning']:.0f} MB (Lightning), {memory['bare']:.0f} MB (bare)"
-             if memory["lightning"] is not None else "n/a (CPU)"))
+    speed = (f"FLOPs per step {flops / 1e9:.2f} G; achieved {result['tflops']['lightning']:.2f} TFLOP/s (Lightning), "
+             f"{result['tflops']['bare']:.2f} TFLOP/s (bare)" if flops is not None else "FLOPs per step: not counted")
+    print(f"{speed}; peak memory: " + (f"{memory['lightning']:.0f} MB (Lightning), {memory['bare']:.0f} MB (bare)"
+                                         if memory["lightning"] is not None else "n/a (CPU)"))
 
 
 def bench(cfg: DictConfig) -> dict:
@@ -266,7 +274,7 @@ def bench(cfg: DictConfig) -> dict:
     result["lightning_vs_bare"] = result["lightning_step"]["median"] / result["bare_step"]["median"]
     result["input_vs_training"] = result["input_pipeline"]["median"] / result["lightning_step"]["median"]
     steps_per_sec = {k: result[f"{k}_step"]["median"] / images_per_step for k in ("lightning", "bare")}
-    result["tflops"] = {k: flops * v / 1e12 for k, v in steps_per_sec.items()}
+    result["tflops"] = {k: flops * v / 1e12 if flops is not None else None for k, v in steps_per_sec.items()}
     print_table(result)
     out = Path(b.out)
     atomic_write(out, lambda f: f.write(json.dumps(result, indent=2).encode()))

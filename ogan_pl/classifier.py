@@ -158,6 +158,7 @@ def load_or_train(datamodule, cache_dir: str | Path, spec: ClassifierSpec = Clas
     if getattr(datamodule, "num_classes", None) is None:
         raise UserError(f"the classifier metrics need a labelled dataset (digits, mnist, cifar10, shapes); "
                         f"{type(datamodule).__name__} has no labels")
+    datamodule = datamodule.reference()  # a subset of a dataset is judged by the whole dataset's classifier
     datamodule.setup()
     key = cache_key(datamodule, spec)
     path = cache_path(cache_dir, key)

@@ -153,12 +153,14 @@ def check_parts(cfg: DictConfig) -> None:
     builds no network, reads no data."""
     from ogan_pl.loading import check_recipe, recipe
     from ogan_pl.parts import load_plugins
-    from ogan_pl.registry import ARCHITECTURES, LOSSES
+    from ogan_pl.registry import ARCHITECTURES, AUGMENTS, LOSSES
 
     load_plugins(cfg.get("plugins") or [])
     parts = check_recipe(recipe(run_config(cfg)))
     ARCHITECTURES.build(parts["model"], "model")
     LOSSES.build(parts["loss"], "loss")
+    if "augment" in parts:
+        AUGMENTS.build(parts["augment"], "augment")
 
 
 def build_loss(cfg: DictConfig):

@@ -16,13 +16,15 @@ import torch
 
 from ogan_pl.errors import UserError
 from ogan_pl.parts import load_plugins, loaded_plugins
-from ogan_pl.registry import ARCHITECTURES, DATASETS, LOSSES, OPTIMIZERS, Resolved, check_plain
+from ogan_pl.registry import ARCHITECTURES, AUGMENTS, DATASETS, LOSSES, OPTIMIZERS, Resolved, check_plain
 
 #: the sections of a run's config that a checkpoint stores: what rebuilds its model and data
-RECIPE_KEYS = ("model", "ogan", "speed", "loss", "optim", "train", "dataset", "seed", "plugins")
+RECIPE_KEYS = ("model", "ogan", "speed", "loss", "augment", "optim", "train", "dataset", "seed", "plugins")
 #: the config nodes that name a registered part
-PART_NODES = {("model",): ARCHITECTURES, ("loss",): LOSSES, ("optim", "encoder"): OPTIMIZERS,
+PART_NODES = {("model",): ARCHITECTURES, ("loss",): LOSSES, ("augment",): AUGMENTS, ("optim", "encoder"): OPTIMIZERS,
               ("optim", "generator"): OPTIMIZERS, ("dataset",): DATASETS}
+#: part nodes a checkpoint may lack (written before they existed, or a model without data)
+OPTIONAL_NODES = (("dataset",), ("augment",))
 
 
 def recipe(config: Mapping) -> dict:
@@ -48,7 +50,7 @@ def check_recipe(config: Any) -> dict[str, Resolved]:
         node = config
         for part in path:
             node = node.get(part) if isinstance(node, Mapping) else None
-        if node is None and path == ("dataset",):
+        if node is None and path in OPTIONAL_NODES:
             continue
         key = ".".join(path)
         try:
@@ -56,7 +58,7 @@ def check_recipe(config: Any) -> dict[str, Resolved]:
         except UserError as err:
             raise UserError(f"{err}{_plugin_hint(config)}") from None
     for key, value in config.items():  # everything else: plain values only
-        if key in ("model", "loss", "dataset"):
+        if key in ("model", "loss", "augment", "dataset"):
             continue
         if key == "optim":
             check_plain({k: v for k, v in value.items() if k not in ("encoder", "generator")}, "optim")

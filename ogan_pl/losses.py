@@ -56,10 +56,11 @@ class LossInputs:
     x_real: Tensor
     x_fake: Tensor
     d_fake: Tensor
-    rho: Tensor  # rho(z, E(G(z)))
+    rho: Tensor  # rho(z, E(G(z))), E(A(G(z))) under augmentation
     disc: Discriminator  # D = T(E(.)), for penalties
     real_scores: Tensor | None = None
-    code_fake: Tensor | None = None  # E(G(z)) itself (the MSE ablation of the correlation term)
+    code_fake: Tensor | None = None  # the code rho reads (the MSE ablation of the correlation term)
+    step: int = 0  # index of this E update (lazy regularization: the penalty is due when step % reg_every == 0)
 
     @functools.cached_property
     def d_real(self) -> Tensor:
@@ -84,7 +85,8 @@ class GANLoss(abc.ABC):
     in its place: the alternative the paper reports to fail, kept only for that ablation.
     """
 
-    #: the penalty needs d(D(x_real))/d(x_real): the caller marks x_real as requiring grad.
+    #: the penalty needs d(D(x_real))/d(x_real): the caller marks x_real as requiring grad on the E
+    #: updates where `needs_real_grad(step)`.
     requires_real_grad = False
 
     def __init__(self, corr_weight: float = 0.5, corr_type: str = "pearson"):
@@ -112,6 +114,13 @@ class GANLoss(abc.ABC):
     def penalty(self, s: LossInputs) -> Tensor:
         """Per-sample regulariser added to E's loss; s.x_fake is detached from G."""
         return torch.zeros_like(s.d_fake)
+
+    def penalty_due(self, step: int) -> bool:
+        """Whether E update `step` computes the penalty (always, unless the loss is lazy)."""
+        return True
+
+    def needs_real_grad(self, step: int) -> bool:
+        return self.requires_real_grad and self.penalty_due(step)
 
     def encoder_loss(self, s: LossInputs) -> tuple[Tensor, dict[str, Tensor]]:
         adv, penalty = self.encoder_adversarial(s), self.penalty(s)
@@ -203,14 +212,64 @@ class Hinge(FGHLoss):
         return -d_fake
 
 
+class GradientPenaltyLoss(GANLoss):
+    """A loss whose penalty is a gradient penalty on D's input, optionally lazy (StyleGAN2's lazy
+    regularization): with reg_every = N it is computed on every N-th E update only, with its
+    weight multiplied by N, so its average pull is unchanged at about 1/N of its cost."""
+
+    def __init__(self, reg_every: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(reg_every, bool) or not isinstance(reg_every, int) or reg_every < 1:
+            raise UserError(f"loss.reg_every={reg_every!r} must be an integer >= 1 (1: the penalty on every E update)")
+        self.reg_every = reg_every
+
+    @property
+    @abc.abstractmethod
+    def penalty_weight(self) -> float:
+        """The penalty's own weight (gp_weight, r1_gamma); 0 = off."""
+
+    def penalty_due(self, step: int) -> bool:
+        return step % self.reg_every == 0
+
+    @abc.abstractmethod
+    def gradient_penalty(self, s: LossInputs) -> Tensor:
+        """The per-sample penalty at its own weight."""
+
+    def penalty(self, s: LossInputs) -> Tensor:
+        if self.penalty_weight <= 0 or not self.penalty_due(s.step):
+            return torch.zeros_like(s.d_fake)
+        return self.reg_every * self.gradient_penalty(s)
+
+
+class R1Loss(GradientPenaltyLoss):
+    """Optional R1 on real images: (r1_gamma / 2) * ||grad D(x_real)||^2 (0 = off)."""
+
+    def __init__(self, r1_gamma: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        _check_weight("r1_gamma", r1_gamma)
+        self.r1_gamma = r1_gamma
+        self.requires_real_grad = r1_gamma > 0
+
+    @property
+    def penalty_weight(self) -> float:
+        return self.r1_gamma
+
+    def gradient_penalty(self, s: LossInputs) -> Tensor:
+        return r1_penalty(s, self.r1_gamma)
+
+
 @LOSSES.register("wgan_gp")
-class WGANGP(FGHLoss):
+class WGANGP(GradientPenaltyLoss, FGHLoss):
     """WGAN with gradient penalty gp_weight * (||grad D(x_hat)|| - 1)^2 on random interpolates."""
 
     def __init__(self, gp_weight: float = 10.0, **kwargs):
         super().__init__(**kwargs)
         _check_weight("gp_weight", gp_weight)
         self.gp_weight = gp_weight
+
+    @property
+    def penalty_weight(self) -> float:
+        return self.gp_weight
 
     def f(self, d_real: Tensor) -> Tensor:
         return -d_real
@@ -221,7 +280,7 @@ class WGANGP(FGHLoss):
     def h(self, d_fake: Tensor) -> Tensor:
         return -d_fake
 
-    def penalty(self, s):
+    def gradient_penalty(self, s):
         x_real = s.x_real
         alpha = torch.rand(x_real.shape[0], 1, 1, 1, device=x_real.device, dtype=x_real.dtype)
         x_hat = torch.lerp(s.x_fake.detach(), x_real.detach(), alpha).requires_grad_(True)
@@ -230,14 +289,8 @@ class WGANGP(FGHLoss):
 
 
 @LOSSES.register("nsgan")
-class NSGAN(FGHLoss):
+class NSGAN(R1Loss, FGHLoss):
     """Non-saturating logistic GAN, optional R1 penalty (r1_gamma / 2) * ||grad D(x_real)||^2."""
-
-    def __init__(self, r1_gamma: float = 0.0, **kwargs):
-        super().__init__(**kwargs)
-        _check_weight("r1_gamma", r1_gamma)
-        self.r1_gamma = r1_gamma
-        self.requires_real_grad = r1_gamma > 0
 
     def f(self, d_real: Tensor) -> Tensor:
         return F.softplus(-d_real)
@@ -247,9 +300,6 @@ class NSGAN(FGHLoss):
 
     def h(self, d_fake: Tensor) -> Tensor:
         return F.softplus(-d_fake)
-
-    def penalty(self, s):
-        return r1_penalty(s, self.r1_gamma) if self.r1_gamma > 0 else torch.zeros_like(s.d_fake)
 
 
 @LOSSES.register("lsgan")
@@ -265,21 +315,12 @@ class LSGAN(FGHLoss):
 
 
 @LOSSES.register("rpgan")
-class RpGAN(GANLoss):
+class RpGAN(R1Loss):
     """Relativistic pairing GAN (Jolicoeur-Martineau 2019; R3GAN): both steps compare paired scores,
     adv_E = softplus(D(G(z)) - D(x)), adv_G = softplus(D(x) - D(G(z))); optional R1 on real images."""
-
-    def __init__(self, r1_gamma: float = 0.0, **kwargs):
-        super().__init__(**kwargs)
-        _check_weight("r1_gamma", r1_gamma)
-        self.r1_gamma = r1_gamma
-        self.requires_real_grad = r1_gamma > 0
 
     def encoder_adversarial(self, s: LossInputs) -> Tensor:
         return F.softplus(s.d_fake - s.d_real)
 
     def generator_adversarial(self, s: LossInputs) -> Tensor:
         return F.softplus(s.d_real - s.d_fake)
-
-    def penalty(self, s):
-        return r1_penalty(s, self.r1_gamma) if self.r1_gamma > 0 else torch.zeros_like(s.d_fake)

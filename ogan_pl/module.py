@@ -15,6 +15,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
+from ogan_pl.augment import Augment
 from ogan_pl.config import optimizer_steps_per_iteration
 from ogan_pl.distributed import all_reduce_mean_, rank_seed
 from ogan_pl.ema import EMA
@@ -22,7 +23,7 @@ from ogan_pl.loading import check_recipe, load_model, recipe
 from ogan_pl.losses import LossInputs, correlation, standardize
 from ogan_pl.models import DiscriminatorHead
 from ogan_pl.parts import load_plugins, loaded_plugins
-from ogan_pl.registry import ARCHITECTURES, LOSSES, OPTIMIZERS
+from ogan_pl.registry import ARCHITECTURES, AUGMENTS, LOSSES, OPTIMIZERS
 
 # The EMA copies are in eval mode on purpose (they are never trained).
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
@@ -64,6 +65,7 @@ class OGAN(pl.LightningModule):
         self.G = architecture.generator()
         self.head = DiscriminatorHead(ogan.get("disc_head", "avg"), self.z_dim)
         self.objective = LOSSES.build(parts["loss"], "loss")
+        self.augment = AUGMENTS.build(parts["augment"], "augment") if "augment" in parts else Augment()
         decay = float(ogan.get("ema_decay", 0.999))
         self.E_ema = EMA(self.E, decay) if decay > 0 else None
         self.G_ema = EMA(self.G, decay) if decay > 0 else None
@@ -73,6 +75,7 @@ class OGAN(pl.LightningModule):
         self._speed_mark: tuple[float, int] | None = None
         self.images_per_sec = 0.0
         self._noise_generator: torch.Generator | None = None
+        self._last_penalty: Tensor | None = None
         self.channels_last_setting = speed.get("channels_last", False)
         self.compile_networks = bool(speed.get("compile", False))
         self.channels_last = False  # decided on the device, in on_fit_start
@@ -92,8 +95,25 @@ class OGAN(pl.LightningModule):
         code = self.E(x)
         return code.float() if code.dtype in (torch.float16, torch.bfloat16) else code
 
+    def augmented(self, x: Tensor) -> Tensor:
+        """A(x): the training step's augmentation (`augment`; the identity by default), drawn from the
+        per-iteration generator of the noise, so a resumed run draws the same."""
+        return self.augment(x, self._noise_generator)
+
     def discriminate(self, x: Tensor) -> Tensor:
-        return self.head(self.encode_fp32(x))
+        """D(x) = T(E(A(x))): the discriminator of the training step."""
+        return self.head(self.encode_fp32(self.augmented(x)))
+
+    def rho_code(self, fake: Tensor, code_of_augmented: Tensor) -> Tensor:
+        """The code rho(z, .) reads: E(A(G(z))), already computed, or E(G(z)) (augment.rho_on=clean)."""
+        return self.encode_fp32(fake) if self.augment.rho_on == "clean" else code_of_augmented
+
+    def _logged_penalty(self, penalty: Tensor, step: int) -> Tensor:
+        """The penalty of the last E update that computed it: a lazy one (loss.reg_every) is 0 on
+        the updates in between, which is not what a curve of it should show."""
+        if self.objective.penalty_due(step) or self._last_penalty is None:
+            self._last_penalty = penalty.detach()
+        return self._last_penalty
 
     def _noise(self, n: int) -> Tensor:
         return torch.randn(n, self.z_dim, device=self.device, generator=self._noise_generator)
@@ -119,43 +139,52 @@ class OGAN(pl.LightningModule):
 
     # ----------------------------------------------------------------- objectives
     # Pure functions of (x, z): the training step only adds the optimizer work around them.
-    def _real_input(self, x: Tensor) -> Tensor:
-        return x.detach().requires_grad_(True) if self.objective.requires_real_grad else x
+    def _real_input(self, x: Tensor, step: int) -> Tensor:
+        return x.detach().requires_grad_(True) if self.objective.needs_real_grad(step) else x
 
-    def encoder_objective(self, x: Tensor, z: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """E's loss on real x and on G(z) detached."""
+    def encoder_objective(self, x: Tensor, z: Tensor, step: int) -> tuple[Tensor, dict[str, Tensor]]:
+        """E's loss on real x and on G(z) detached; `step` counts E updates (lazy regularization)."""
         with torch.no_grad():
             fake = self.G(z)
-        x = self._real_input(x)
+        x = self._real_input(x, step)
         d_real = self.discriminate(x)  # real first: BatchNorm's running statistics see real, then fake
-        e_fake = self.encode_fp32(fake)
+        e_fake = self.encode_fp32(self.augmented(fake))
         d_fake = self.head(e_fake)
-        s = LossInputs(z=z, x_real=x, x_fake=fake, d_fake=d_fake, rho=correlation(z, e_fake),
-                       disc=self.discriminate, real_scores=d_real, code_fake=e_fake)
+        code = self.rho_code(fake, e_fake)
+        s = LossInputs(z=z, x_real=x, x_fake=fake, d_fake=d_fake, rho=correlation(z, code),
+                       disc=self.discriminate, real_scores=d_real, code_fake=code, step=step)
         loss, parts = self.objective.encoder_loss(s)
+        if "penalty" in parts:
+            parts["penalty"] = self._logged_penalty(parts["penalty"], step)
         return loss, {"loss_e": loss, "rho_e": s.rho.mean(), "d_real": s.d_real.mean(), "d_fake": s.d_fake.mean(),
                       **parts}
 
     def generator_objective(self, x: Tensor, z: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """G's loss; call it with E frozen. D(x) of the real batch x is computed only if the loss reads it."""
         fake = self.G(z)
-        e_fake = self.encode_fp32(fake)
-        rho = correlation(z, e_fake)  # (the order of these two fixes the float rounding of E's backward)
+        e_fake = self.encode_fp32(self.augmented(fake))
+        code = self.rho_code(fake, e_fake)
+        rho = correlation(z, code)  # (the order of these two fixes the float rounding of E's backward)
         s = LossInputs(z=z, x_real=x, x_fake=fake.detach(), d_fake=self.head(e_fake), rho=rho,
-                       disc=self.discriminate, code_fake=e_fake)
+                       disc=self.discriminate, code_fake=code)
         loss, parts = self.objective.generator_loss(s)
         return loss, {"loss_g": loss, "rho": s.rho.mean(), **parts}
 
-    def joint_objective(self, x: Tensor, z: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def joint_objective(self, x: Tensor, z: Tensor, step: int) -> tuple[Tensor, dict[str, Tensor]]:
         """The reference code's single loss over E and G, with a stop-gradient copy of G(z)."""
         fake = self.G(z)
         fake_ng = fake.detach()
-        x = self._real_input(x)
-        e_real, e_fake, e_fake_ng = self.encode_fp32(x), self.encode_fp32(fake), self.encode_fp32(fake_ng)
+        fake_aug = self.augmented(fake)  # one draw of A for both copies: the "t2" term stays exactly zero
+        x = self._real_input(x, step)
+        e_real, e_fake, e_fake_ng = (self.encode_fp32(self.augmented(x)), self.encode_fp32(fake_aug),
+                                     self.encode_fp32(fake_aug.detach()))
         d_real, d_fake, d_fake_ng = self.head(e_real), self.head(e_fake), self.head(e_fake_ng)
-        s = LossInputs(z=z, x_real=x, x_fake=fake_ng, d_fake=d_fake_ng, rho=correlation(z, e_fake),
-                       disc=self.discriminate, real_scores=d_real, code_fake=e_fake)
+        code = self.rho_code(fake, e_fake)
+        s = LossInputs(z=z, x_real=x, x_fake=fake_ng, d_fake=d_fake_ng, rho=correlation(z, code),
+                       disc=self.discriminate, real_scores=d_real, code_fake=code, step=step)
         loss, parts = self.objective.joint_loss(s, d_fake_g=d_fake)
+        if "penalty" in parts:
+            parts["penalty"] = self._logged_penalty(parts["penalty"], step)
         return loss, {"loss": loss, "rho": s.rho.mean(), "d_real": s.d_real.mean(), "d_fake": s.d_fake.mean(), **parts}
 
     # ----------------------------------------------------------------- training
@@ -167,15 +196,16 @@ class OGAN(pl.LightningModule):
             reals = reals.contiguous(memory_format=torch.channels_last)
         self._seed_noise()
         if self.update_scheme == "joint":
-            loss, stats = self.joint_objective(reals, self._noise(len(reals)))
+            loss, stats = self.joint_objective(reals, self._noise(len(reals)), step=self.g_iter)
             opt_e.zero_grad(set_to_none=True)
             opt_g.zero_grad(set_to_none=True)
             backward(loss)
             opt_e.step()
             opt_g.step()
         else:
-            for x in reals.split(len(reals) // self.n_critic):
-                stats = self._update(opt_e, backward, *self.encoder_objective(x, self._noise(len(x))))
+            for k, x in enumerate(reals.split(len(reals) // self.n_critic)):
+                step = self.g_iter * self.n_critic + k  # E updates before this one
+                stats = self._update(opt_e, backward, *self.encoder_objective(x, self._noise(len(x)), step))
             with frozen(self.E, self.head):
                 stats.update(self._update(opt_g, backward, *self.generator_objective(x, self._noise(len(x)))))
         self.g_iter += 1

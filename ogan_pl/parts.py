@@ -13,7 +13,8 @@ from importlib.metadata import entry_points
 from ogan_pl.errors import UserError
 from ogan_pl.registry import REGISTRIES
 
-BUILTIN_MODULES = ("ogan_pl.models", "ogan_pl.losses", "ogan_pl.optimizers", "ogan_pl.data", "ogan_pl.metrics")
+BUILTIN_MODULES = ("ogan_pl.models", "ogan_pl.losses", "ogan_pl.augment", "ogan_pl.optimizers", "ogan_pl.data",
+                   "ogan_pl.metrics")
 ENTRY_POINT_GROUP = "ogan_pl.plugins"
 
 _loaded: list[str] = []

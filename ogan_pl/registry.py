@@ -168,5 +168,7 @@ LOSSES = Registry("loss", "losses")
 OPTIMIZERS = Registry("optimizer", "optimizers", runtime=("params",))
 DATASETS = Registry("dataset", "datasets", runtime=("batches_per_step",))
 METRICS = Registry("metric", "metrics")
+AUGMENTS = Registry("augmentation", "augmentations")
 
-REGISTRIES = {"model": ARCHITECTURES, "loss": LOSSES, "optim": OPTIMIZERS, "dataset": DATASETS, "metrics": METRICS}
+REGISTRIES = {"model": ARCHITECTURES, "loss": LOSSES, "optim": OPTIMIZERS, "dataset": DATASETS, "metrics": METRICS,
+              "augment": AUGMENTS}

@@ -16,8 +16,9 @@ def tiny_config(**overrides) -> dict:
 
     args = [f"{k}={v}" for k, v in overrides.items()]
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=["dataset=shapes", "model.bottom_channels=32", "model.z_dim=16",
-                                           "dataset.batch_size=8", "logger=none", *args])
+        small = [] if "model" in overrides else ["model.bottom_channels=32"]  # dcgan's width
+        cfg = compose("config", overrides=["dataset=shapes", *small, "model.z_dim=16", "dataset.batch_size=8",
+                                           "logger=none", *args])
     with open_dict(cfg):
         cfg.paths = {k: "unused" for k in ("root_dir", "data_dir", "cache_dir", "log_dir", "output_dir")}
     return OmegaConf.to_container(cfg, resolve=True)

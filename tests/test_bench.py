@@ -36,6 +36,16 @@ def test_bench_without_inception_weights_skips_only_that_measure(run_script, tmp
     assert result["generate"]["median"] > 0
 
 
+def test_bench_of_a_gradient_penalty_loss_runs_without_a_flop_count(run_script, tmp_path, torch_home_empty):
+    """torch's FLOP counter cannot trace R1's double backward: the bench still measures the speed
+    (how `loss.reg_every` was measured) and says the FLOPs were not counted."""
+    proc = run_script("ogan_pl/bench.py", *BENCH, "loss=nsgan", "loss.r1_gamma=1", "loss.reg_every=4")
+    result = json.loads((tmp_path / "bench" / "bench.json").read_text())
+    assert result["lightning_step"]["median"] > 0 and result["bare_step"]["median"] > 0
+    assert result["flops_per_step"] is None and result["tflops"] == {"lightning": None, "bare": None}
+    assert "FLOPs per step: not counted" in proc.stdout
+
+
 def test_step_flops_scale_with_the_batch():
     """An independent check of the FLOP count: twice the images, twice the work (BatchNorm and the
     losses are a negligible part)."""
@@ -66,7 +76,7 @@ def test_bf16_autocast_losses_match_fp32_on_the_first_step():
     torch.manual_seed(0)
     model = OGAN(tiny_config())
     x, z = torch.rand(8, 3, 32, 32) * 2 - 1, torch.randn(8, 16)
-    for objective in (lambda: model.encoder_objective(x, z), lambda: model.generator_objective(x, z)):
+    for objective in (lambda: model.encoder_objective(x, z, step=0), lambda: model.generator_objective(x, z)):
         fp32, _ = objective()
         with torch.autocast("cpu", dtype=torch.bfloat16):
             bf16, stats = objective()

@@ -31,6 +31,14 @@ def test_digits_ship_with_the_package_split_fixed_and_stratified():
     small = DigitsDataModule(batch_size=8, train_size=1000)
     small.setup()
     assert len(small.train_set) == 1000 and small.identity() != dm.identity()
+    # a small-data run is judged against the whole dataset: the same classifier and real images
+    from ogan_pl.classifier import ClassifierSpec, cache_key
+
+    whole = small.reference()
+    whole.setup()
+    assert len(whole.train_set) == 9000 and whole.identity() == DigitsDataModule(batch_size=8).identity()
+    assert cache_key(whole, ClassifierSpec()) == cache_key(DigitsDataModule(batch_size=8), ClassifierSpec())
+    assert dm.reference() is dm and len(small.train_set) == 1000
 
 
 def test_frechet_distance_equals_scipy():

@@ -216,3 +216,18 @@ def test_default_run_trains_on_the_builtin_digits_and_ends_with_a_summary(run_sc
     from PIL import Image
     grid = Image.open(tmp_path / "run" / "images" / "samples_0000020.png")
     assert grid.size[0] >= 8 * 64  # 32 px digits upscaled to 64 px cells
+
+
+def test_equal_time_budget_run_ends_with_scores_in_its_result(run_script, tmp_path):
+    """experiment=digits_budget (the README's equal-time tables): the wall-clock budget ends the run,
+    then the classifier metrics and rho land in result.json, which `python -m ogan_pl.sweep` reads."""
+    run_script("train.py", "experiment=digits_budget", "trainer.max_time=00:00:00:03", "model.bottom_channels=16",
+               "callbacks.quality.n_samples=200", "metrics.classifier.epochs=1", "callbacks.summary.n_rho=200",
+               "hydra.run.dir=run", timeout=240)
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert 0 < result["g_iter"] < 1000000
+    metrics = result["metrics"]
+    for key in ("metrics/recon_classifier_accuracy", "metrics/is_classifier", "metrics/fd_classifier",
+                "metrics/encoder/rho"):
+        assert math.isfinite(metrics[key]), key
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()

@@ -29,8 +29,8 @@ def test_every_config_group_option_composes_and_names_registered_parts():
     from ogan_pl.config import check_parts
 
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        for group in ("model", "loss", "optim", "dataset", "trainer", "logger", "callbacks", "metrics", "experiment",
-                      "debug"):
+        for group in ("model", "loss", "augment", "optim", "dataset", "trainer", "logger", "callbacks", "metrics",
+                      "experiment", "debug"):
             for option in sorted((ROOT / "conf" / group).glob("*.yaml")):
                 if option.stem.startswith("_"):  # a base of the group's options
                     continue
@@ -57,7 +57,8 @@ def _python_defaults(cls) -> dict:
 
 @pytest.mark.parametrize("group,option", [
     ("model", "dcgan"), ("loss", "gan_qp"), ("loss", "hinge"), ("loss", "wgan_gp"), ("loss", "nsgan"),
-    ("loss", "lsgan"), ("loss", "rpgan"), ("dataset", "shapes"), ("dataset", "image_folder"), ("dataset", "mnist"),
+    ("loss", "lsgan"), ("loss", "rpgan"), ("model", "resnet"), ("augment", "diffaug"),
+    ("dataset", "shapes"), ("dataset", "image_folder"), ("dataset", "mnist"),
     ("dataset", "cifar10"), ("callbacks", "default"), ("callbacks", "fid"), ("metrics", "default"),
 ])
 def test_python_defaults_agree_with_the_yaml(group, option):

@@ -51,10 +51,10 @@ def test_standardize_matches_numpy_biased_std():
     np.testing.assert_allclose(standardize(torch.tensor(v)).numpy(), expected, rtol=1e-4, atol=1e-5)
 
 
-def inputs(d_real, d_fake, rho=None, x_real=None, x_fake=None, disc=None) -> LossInputs:
+def inputs(d_real, d_fake, rho=None, x_real=None, x_fake=None, disc=None, step=0) -> LossInputs:
     n = len(d_fake)
     return LossInputs(z=torch.zeros(n, 2), x_real=x_real, x_fake=x_fake, d_fake=d_fake,
-                      rho=torch.zeros(n) if rho is None else rho, disc=disc, real_scores=d_real)
+                      rho=torch.zeros(n) if rho is None else rho, disc=disc, real_scores=d_real, step=step)
 
 
 def gan_qp_numpy(e_real, e_fake, x_real, x_fake, z, lam):
@@ -86,7 +86,7 @@ def test_module_objectives_equal_numpy_transcription(make_model):
     model = make_model()
     x = torch.rand(8, 3, 32, 32) * 2 - 1
     z = torch.randn(8, model.z_dim)
-    l_e, _ = model.encoder_objective(x, z)
+    l_e, _ = model.encoder_objective(x, z, step=0)
     l_g, _ = model.generator_objective(x, z)
     with torch.no_grad():  # same train-mode forward passes, done independently
         fake = model.G(z)
@@ -127,10 +127,10 @@ def test_joint_gradients_are_the_sum_of_the_alternating_ones(make_model, loss):
     model = make_model(**{"train.update": "joint", "loss": loss}).double().eval()
     x, z = (torch.rand(8, 3, 32, 32) * 2 - 1).double(), torch.randn(8, model.z_dim).double()
     torch.manual_seed(0)  # WGAN-GP's interpolates
-    joint, _ = model.joint_objective(x, z)
+    joint, _ = model.joint_objective(x, z, step=0)
     joint_e, joint_g = _grads(model.E, joint), _grads(model.G, joint)
     torch.manual_seed(0)
-    e_loss, _ = model.encoder_objective(x, z)
+    e_loss, _ = model.encoder_objective(x, z, step=0)
     g_loss, _ = model.generator_objective(x, z)
     for a, b in zip(joint_e, _grads(model.E, e_loss)):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
@@ -212,3 +212,51 @@ def test_generator_step_computes_real_scores_only_for_a_loss_that_reads_them(mak
         model.E.register_forward_hook(lambda *args: calls.append(1))
         model.generator_objective(torch.rand(4, 3, 32, 32) * 2 - 1, torch.randn(4, model.z_dim))
         assert len(calls) == wanted, loss
+
+
+@pytest.mark.parametrize("make", [lambda n: NSGAN(r1_gamma=2.0, reg_every=n), lambda n: RpGAN(r1_gamma=2.0, reg_every=n)])
+def test_lazy_r1_every_n_steps_with_weight_times_n(make):
+    """reg_every = 4: R1 on E updates 0, 4, 8, ... with 4x its weight, nothing (and no input gradient) between."""
+    x = torch.randn(4, 3, 4, 4).requires_grad_(True)
+    d_real = 0.5 * x.flatten(1).pow(2).sum(1)
+    full = make(1).penalty(inputs(d_real, d_real, x_real=x))
+    lazy = make(4)
+    for step in range(9):
+        pen = lazy.penalty(inputs(d_real, d_real, x_real=x, step=step))
+        due = step % 4 == 0
+        assert lazy.needs_real_grad(step) == due
+        torch.testing.assert_close(pen, 4 * full if due else torch.zeros(4))
+
+
+def test_lazy_wgan_gp_and_bad_reg_every():
+    w = torch.randn(3 * 4 * 4)
+    disc = lambda x: x.flatten(1) @ w  # noqa: E731
+    x_real, x_fake = torch.randn(5, 3, 4, 4), torch.randn(5, 3, 4, 4)
+    s = inputs(disc(x_real), disc(x_fake), x_real=x_real, x_fake=x_fake, disc=disc)
+    want = torch.full((5,), 10 * (w.norm().item() - 1) ** 2)
+    torch.testing.assert_close(WGANGP(reg_every=3).penalty(s.replace(step=6)), 3 * want, rtol=1e-5, atol=1e-4)
+    assert WGANGP(reg_every=3).penalty(s.replace(step=7)).eq(0).all()
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(UserError, match="loss.reg_every"):
+            NSGAN(r1_gamma=1.0, reg_every=bad)
+
+
+def test_module_counts_e_updates_for_lazy_regularization(make_model):
+    """With n_critic = 2 and reg_every = 3 the penalty lands on E updates 0, 3, 6, ... across
+    iterations; the logged penalty is the last one computed, not the zeros in between."""
+    model = make_model(**{"loss": "nsgan", "loss.r1_gamma": 1.0, "loss.reg_every": 3, "train.n_critic": 2})
+    opt_e, opt_g = model.configure_optimizers()
+    applied, logged = [], []
+    penalty = model.objective.penalty
+
+    def spy(s):
+        value = penalty(s)
+        applied.append((s.step, bool((value > 0).all())))
+        return value
+
+    model.objective.penalty = spy
+    for _ in range(4):
+        stats = model.train_iteration(torch.rand(16, 3, 32, 32) * 2 - 1, opt_e, opt_g, lambda loss: loss.backward())
+        logged.append(float(stats["penalty"]))
+    assert applied == [(k, k % 3 == 0) for k in range(8)]
+    assert all(v > 0 for v in logged)

@@ -1,4 +1,5 @@
 """The LightningModule: update isolation inside a real Trainer, the inference API, loading."""
+import pytest
 import pytorch_lightning as pl
 import torch
 
@@ -151,3 +152,58 @@ def test_bare_loop_and_lightning_run_the_same_step(make_model):
     assert bare.g_iter == lightning.g_iter == 1
     for a, b in zip(lightning.state_dict().values(), bare.state_dict().values()):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("loss", ["gan_qp", "hinge", "wgan_gp", "nsgan", "lsgan", "rpgan"])
+@pytest.mark.parametrize("update", ["alternating", "joint"])
+def test_resnet_trains_with_every_loss_and_both_schemes(make_model, loss, update):
+    """model=resnet plugs into the unchanged training step: every loss, both update schemes, with
+    and without augmentation; both networks move and the losses stay finite."""
+    extra = {"loss.r1_gamma": 1.0} if loss in ("nsgan", "rpgan") else {}
+    model = make_model(**{"model": "resnet", "model.width": 2, "loss": loss, "train.update": update,
+                          "augment": "diffaug" if loss in ("gan_qp", "rpgan") else "none", **extra})
+    opt_e, opt_g = model.configure_optimizers()
+    before_e, before_g = snapshot(model.E), snapshot(model.G)
+    for _ in range(2):
+        stats = model.train_iteration(torch.rand(8, 3, 32, 32) * 2 - 1, opt_e, opt_g, lambda l: l.backward())
+    assert all(v.isfinite() for v in stats.values())
+    assert not same(before_e, snapshot(model.E)) and not same(before_g, snapshot(model.G))
+
+
+def test_resnet_with_diffaug_checkpoint_reloads_through_the_safe_loader(make_model, tmp_path):
+    model = make_model(**{"model": "resnet", "model.width": 2, "model.self_modulated": True, "augment": "diffaug"})
+    trainer = tiny_trainer(2, 2)
+    trainer.fit(model, datamodule=tiny_data())
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    loaded = OGAN.load_from_checkpoint(tmp_path / "m.ckpt")
+    assert type(loaded.augment).__name__ == "DiffAugment" and loaded.hparams.config["model"]["_name_"] == "resnet"
+    z, x = torch.randn(3, model.z_dim), torch.rand(3, 3, 32, 32) * 2 - 1
+    torch.testing.assert_close(loaded.decode(z), model.decode(z))
+    torch.testing.assert_close(loaded.reconstruct(x), model.reconstruct(x))
+
+
+def test_checkpoint_from_before_augment_and_reg_every_still_loads(make_model, tmp_path):
+    """Checkpoints written before `augment` and `loss.reg_every` existed load with no augmentation
+    and the penalty on every update."""
+    model = make_model(**{"loss": "nsgan", "loss.r1_gamma": 1.0})
+    trainer = tiny_trainer(2, 1)
+    trainer.fit(model, datamodule=tiny_data())
+    trainer.save_checkpoint(tmp_path / "new.ckpt")
+    checkpoint = torch.load(tmp_path / "new.ckpt", weights_only=True)
+    config = checkpoint["hyper_parameters"]["config"]
+    del config["augment"], config["loss"]["reg_every"]
+    torch.save(checkpoint, tmp_path / "old.ckpt")
+    loaded = OGAN.load_from_checkpoint(tmp_path / "old.ckpt")
+    assert type(loaded.augment).__name__ == "Augment" and loaded.objective.reg_every == 1
+    z = torch.randn(3, model.z_dim)
+    torch.testing.assert_close(loaded.decode(z), model.decode(z))
+
+
+def test_resnet_module_pickles_for_ddp_spawn(make_model):
+    import pickle
+
+    model = make_model(**{"model": "resnet", "model.width": 2, "augment": "diffaug"})
+    copy = pickle.loads(pickle.dumps(model))
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    model.eval(), copy.eval()
+    torch.testing.assert_close(copy.reconstruct(x), model.reconstruct(x))

@@ -192,3 +192,33 @@ def test_slurm_job_preempted_saves_requeues_and_resumes(tmp_path):
         requeued.send_signal(signal.SIGTERM)
         requeued.communicate(timeout=120)
     assert_same_state(torch.load(record, weights_only=True), saved)
+
+
+def test_seed_table_gives_mean_and_sample_spread_per_setting(tmp_path, capsys):
+    """`python -m ogan_pl.sweep DIR...`: jobs grouped by what sets them apart (the seed ignored),
+    each cell the mean +- sample standard deviation, checked against NumPy."""
+    import numpy as np
+
+    from ogan_pl.sweep import main
+
+    scores = {"0": [0.81, 0.85, 0.86], "0.5": [0.90, 0.92, 0.91]}
+    job = 0
+    for lam, values in scores.items():
+        for seed, value in enumerate(values, 1):
+            (tmp_path / "sweep" / str(job)).mkdir(parents=True)
+            record = {"g_iter": 100 + seed, "metrics": {"metrics/recon_classifier_accuracy": value},
+                      "overrides": ["experiment=digits_budget", f"loss.corr_weight={lam}", f"seed={seed}"]}
+            (tmp_path / "sweep" / str(job) / "result.json").write_text(json.dumps(record))
+            job += 1
+    (tmp_path / "sweep" / "6" / ".hydra").mkdir(parents=True)  # a job that died without a result
+    assert main([str(tmp_path / "sweep")]) == 0
+    out = capsys.readouterr().out
+    for lam, values in scores.items():
+        row = next(line for line in out.splitlines() if f"`loss.corr_weight={lam}`" in line)
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[1] == "3"
+        assert cells[2] == f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}"
+        assert cells[6] == "102 ± 1"
+    assert "1 job(s) without a result" in out
+    assert main([str(tmp_path / "missing")]) == 2
+    assert "is not a directory" in capsys.readouterr().err

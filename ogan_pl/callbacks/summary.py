@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
 
 from ogan_pl.callbacks.images import ImageGrids
 from ogan_pl.callbacks.metrics import MetricsCallback
@@ -44,6 +45,8 @@ class TrainingSummary(pl.Callback):
         grids = next((cb.dirpath for cb in trainer.callbacks if isinstance(cb, ImageGrids)), None)
         minutes = (time.perf_counter() - self._start) / 60
         rho = mean_correlation(pl_module, self.n_rho, seed=1)
+        # in the run's result.json and the sweep summary too (the encoder metric's value, if it ran, stays)
+        trainer.callback_metrics.setdefault("metrics/encoder/rho", torch.tensor(rho))
         lines = [f"== O-GAN after {pl_module.g_iter} generator iterations ({minutes:.1f} min of training) =="]
         if grids is not None:
             lines.append(f"{'grids':<44} {Path(grids)}")

@@ -76,6 +76,12 @@ class ImageDataModule(pl.LightningDataModule, abc.ABC):
         return {"class": type(self).__name__, "resolution": self.resolution, "channels": self.channels,
                 "seed": self.seed}
 
+    def reference(self) -> "ImageDataModule":
+        """The data the classifier metrics are measured against: this dataset, or for a part of one
+        (a small-data study) the whole of it, so that every run is judged by the same classifier on
+        the same real images."""
+        return self
+
     def real_dataloader(self, n: int | None = None, batch_size: int | None = None) -> DataLoader:
         """The first n training images (all when n is None) in a fixed order: the FID reference set."""
         self.setup()

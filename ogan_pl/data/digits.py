@@ -6,6 +6,7 @@ input) and resized from there for other resolutions. The held-out split is fixed
 with a constant seed, independent of the run's seed), so runs with different seeds are scored on
 the same held-out digits, and the split is stratified (the same share of every class).
 """
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,16 @@ class DigitsDataModule(ImageDataModule):
         if train_size is not None and not (isinstance(train_size, int) and train_size >= 1):
             raise UserError(f"dataset.train_size={train_size!r} must be a positive integer or null (all)")
         self.train_size = train_size
+
+    def reference(self) -> "DigitsDataModule":
+        """All 9,000 training digits, also when this run trains on `train_size` of them."""
+        if self.train_size is None:
+            return self
+        if getattr(self, "_whole", None) is None:
+            whole = copy.copy(self)
+            whole.train_size, whole.train_set, whole.holdout_set = None, None, None
+            self._whole = whole
+        return self._whole
 
     def identity(self) -> dict:
         # the split does not depend on the run's seed: every run is measured on the same digits

@@ -100,7 +100,8 @@ class ClassifierMetric(Metric):
         key = f"classifier_real_{split}_{ctx.n_real}"
         if key not in shared:
             model, _ = self.classifier(ctx, shared)
-            dm = ctx.datamodule
+            dm = ctx.datamodule.reference()  # for a small-data run: the whole dataset's real images
+            dm.setup()
             dataset = dm.holdout_set if split == "holdout" else dm.train_set
             n = len(dataset) if split == "holdout" or ctx.n_real is None else min(ctx.n_real, len(dataset))
             batch = dm.holdout_batch(n) if split == "holdout" else _first(dataset, n)
