@@ -17,8 +17,12 @@ $(STAMP): pyproject.toml
 train: install   ## train on the built-in real digits (extra overrides: make train ARGS="...")
 	$(BIN)/python train.py $(ARGS)
 
+# Two pytest workers of one thread each: most tests start train.py / evaluate.py in a subprocess and
+# wait on its start-up, so two single-threaded workers keep both cores busy (PYTEST_WORKERS=0: one process).
+PYTEST_WORKERS ?= 2
+
 test: install    ## the whole test suite, W&B offline
-	WANDB_MODE=offline $(BIN)/python -m pytest $(PYTEST_ARGS)
+	WANDB_MODE=offline OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 clean:
 	rm -rf logs outputs .pytest_cache

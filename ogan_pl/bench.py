@@ -34,6 +34,7 @@ from ogan_pl.data.bench import images_per_second
 from ogan_pl.errors import UserError
 from ogan_pl.io import atomic_write
 from ogan_pl.metrics import InceptionFeatures
+from ogan_pl.schema import BenchConfig
 from ogan_pl.train import build_data_and_model, build_trainer, finish_wandb
 
 log = logging.getLogger(__name__)
@@ -234,11 +235,8 @@ def print_table(result: dict) -> None:
 
 
 def bench(cfg: DictConfig) -> dict:
-    validate(cfg)
+    validate(cfg, BenchConfig)
     b = cfg.bench
-    if min(b.steps, b.repeats, b.warmup, b.batches, b.eval_batches) < 1:
-        raise UserError("bench.steps, bench.repeats, bench.warmup, bench.batches and bench.eval_batches "
-                        "must all be >= 1")
     configure_torch(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule, model = build_data_and_model(cfg)

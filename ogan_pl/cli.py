@@ -1,9 +1,13 @@
 """The shared entry point of train.py and evaluate.py: Hydra, config checks, one-line errors."""
+import difflib
+import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable
 
 import hydra
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig
 
 from ogan_pl.config import check_group_choices
@@ -22,4 +26,25 @@ def run(config_name: str, task: Callable[[DictConfig], Any]) -> None:
         print(f"error: {err}", file=sys.stderr, flush=True)
         sys.exit(2)
     main = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(report_user_errors(task))
-    main()
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its composition errors, to be printed as one line here
+    try:
+        main()
+    except (ConfigCompositionException, OverrideParseException, MissingConfigException) as err:
+        print(f"error: {composition_error(err)}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
+def composition_error(err: Exception) -> str:
+    """Hydra's multi-line composition error as one line; an override of a key that does not exist
+    (`trainer.devise=2`) names the key and the closest existing one."""
+    cause = err.__cause__
+    match = re.search(r"Could not override '([^']+)'", str(err))
+    if match and "not in struct" in str(cause):
+        key = match.group(1)
+        parent = getattr(cause, "parent_node", None)
+        known = [str(k) for k in parent.keys()] if hasattr(parent, "keys") else []
+        close = difflib.get_close_matches(key.rsplit(".", 1)[-1], known, n=1)
+        section = key.rsplit(".", 1)[0] + "." if "." in key else ""
+        hint = f"did you mean {section}{close[0]}? " if close else ""
+        return f"{key}: unknown key; {hint}(to add a key of your own, write +{key}=...)"
+    return " ".join(" ".join(str(part) for part in (err, cause or "")).split())

@@ -1,5 +1,4 @@
 """Config checks that run before anything heavy; Hydra instantiation of the run's own callbacks and loggers."""
-import math
 import os
 import sys
 from pathlib import Path
@@ -11,7 +10,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from ogan_pl.errors import UserError
 
-UPDATE_SCHEMES = ("alternating", "joint")
 
 
 def launch_id() -> str | None:
@@ -27,15 +25,11 @@ def launch_id() -> str | None:
 
 
 def _register_resolvers() -> None:
-    from ogan_pl.distributed import process_rank
-
     resolvers = {
         # W&B runs offline unless the user opts in with WANDB_MODE=online or logger.wandb.offline=false.
         "wandb_offline": lambda: os.environ.get("WANDB_MODE", "offline") != "online",
         # hydra.run.dir: the launcher's job name, else the start time
         "run_name": lambda stamp: launch_id() or stamp,
-        # only rank 0 writes Hydra's .hydra/ folder
-        "rank_zero_only": lambda value: value if process_rank() == 0 else None,
     }
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):
@@ -83,10 +77,17 @@ def _require(ok: bool, message: str) -> None:
         raise UserError(message)
 
 
-def validate(cfg: DictConfig) -> None:
-    """Reject impossible values that every run shares with one line naming the key and the fix.
-    Each part (architecture, loss, optimizer, dataset) checks its own arguments: see check_parts."""
-    ds, ogan, speed, optim, train = cfg.dataset, cfg.ogan, cfg.speed, cfg.optim, cfg.train
+def validate(cfg: DictConfig, schema=None) -> None:
+    """Reject impossible values with one line naming the key and the fix: ogan_pl's own sections and
+    unknown keys by their schema (ogan_pl.schema), each part's arguments by its signature and its own
+    checks (see check_parts), the trainer by Lightning's signature; then what ties values together.
+    `schema`: the model of the whole config (ogan_pl.schema.TrainConfig, or one that extends it)."""
+    from ogan_pl.schema import TrainConfig, check_sections, check_trainer
+
+    check_sections(run_config(cfg), schema or TrainConfig)
+    check_parts(cfg)
+    check_trainer(run_config(cfg.trainer))
+    ds, train = cfg.dataset, cfg.train
     res = ds.resolution
     _require(isinstance(res, int) and res >= 8, f"dataset.resolution={res} must be an integer >= 8 (e.g. 64)")
     _require(ds.channels in (1, 3), f"dataset.channels={ds.channels} must be 1 (grayscale) or 3 (RGB)")
@@ -94,14 +95,6 @@ def validate(cfg: DictConfig) -> None:
              f"dataset.batch_size={ds.batch_size} must be an integer >= 2 (BatchNorm needs a batch)")
     _require(ds.get("num_workers", 0) >= 0, f"dataset.num_workers={ds.num_workers} must be >= 0")
     # dataset.root is checked by the DataModule, which knows how to get its data (see train.py)
-
-    _require(isinstance(cfg.seed, int) and cfg.seed >= 0, f"seed={cfg.seed} must be an integer >= 0")
-    _require(isinstance(train.steps, int) and train.steps >= 1,
-             f"train.steps={train.steps} must be a positive number of generator iterations")
-    _require(isinstance(train.n_critic, int) and train.n_critic >= 1,
-             f"train.n_critic={train.n_critic} must be an integer >= 1")
-    _require(train["update"] in UPDATE_SCHEMES,
-             f"train.update={train['update']!r} must be one of {', '.join(UPDATE_SCHEMES)}")
     _require(not (train["update"] == "joint" and train.n_critic != 1),
              "train.update=joint makes one update of E and G together; it needs train.n_critic=1")
     max_steps = cfg.trainer.get("max_steps", -1)
@@ -109,18 +102,6 @@ def validate(cfg: DictConfig) -> None:
              f"trainer.max_steps={max_steps} counts every optimizer step (E and G); "
              "set the training length in generator iterations with train.steps instead")
 
-    _require(ogan.disc_head in ("avg", "linear"),
-             f"ogan.disc_head={ogan.disc_head!r} must be 'avg' (the paper's) or 'linear'")
-    _require(0 <= ogan.ema_decay < 1, f"ogan.ema_decay={ogan.ema_decay} must be in [0, 1) (0 turns EMA off)")
-    _require(ogan.recon_scale > 0, f"ogan.recon_scale={ogan.recon_scale} must be > 0")
-    _require(speed.get("channels_last", False) in ("auto", True, False),
-             f"speed.channels_last={speed.get('channels_last')!r} must be auto, true or false")
-    _require(speed.get("compile", False) in (True, False), f"speed.compile={speed.get('compile')!r} must be true or false")
-
-    for key in ("lr_e", "lr_g"):
-        _require(optim[key] > 0, f"optim.{key}={optim[key]} must be > 0")
-
-    check_parts(cfg)
     trainer = cfg.trainer
     if trainer.get("sync_batchnorm"):
         _require(trainer.get("accelerator") != "cpu",
@@ -129,9 +110,6 @@ def validate(cfg: DictConfig) -> None:
         _require(not getattr(build_loss(cfg), "requires_real_grad", False) and cfg.loss.get("gp_weight", 0) == 0,
                  "trainer.sync_batchnorm=true cannot take the double backward of a gradient penalty "
                  "(loss.gp_weight / loss.r1_gamma); use loss=gan_qp or loss=hinge with it")
-    _require(cfg.get("resume", "auto") in ("auto", "never"),
-             f"resume={cfg.get('resume')!r} must be auto (continue from the run directory's newest "
-             "checkpoint) or never; to start from a given file use ckpt_path=PATH")
 
     for name, logger in (cfg.get("logger") or {}).items():
         if logger and "TensorBoardLogger" in str(logger.get("_target_", "")):
@@ -153,7 +131,7 @@ def check_parts(cfg: DictConfig) -> None:
     builds no network, reads no data."""
     from ogan_pl.loading import check_recipe, recipe
     from ogan_pl.parts import load_plugins
-    from ogan_pl.registry import ARCHITECTURES, AUGMENTS, LOSSES
+    from ogan_pl.registry import ARCHITECTURES, AUGMENTS, DATASETS, LOSSES
 
     load_plugins(cfg.get("plugins") or [])
     parts = check_recipe(recipe(run_config(cfg)))
@@ -161,6 +139,8 @@ def check_parts(cfg: DictConfig) -> None:
     LOSSES.build(parts["loss"], "loss")
     if "augment" in parts:
         AUGMENTS.build(parts["augment"], "augment")
+    if "dataset" in parts:  # a DataModule's constructor checks its values; it reads no data
+        DATASETS.build(parts["dataset"], "dataset")
 
 
 def build_loss(cfg: DictConfig):

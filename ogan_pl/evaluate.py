@@ -13,13 +13,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from ogan_pl.console import image_progress
 from ogan_pl.errors import UserError
-from ogan_pl.grids import GridInputs, make_grids, save_grids
+from ogan_pl.grids import GridInputs, check_layout, make_grids, save_grids
 from ogan_pl.io import append_jsonl, now_iso
 from ogan_pl.loading import load_model
 from ogan_pl.metrics import MetricContext, MetricSet
 from ogan_pl.module import OGAN
 from ogan_pl.parts import load_plugins
 from ogan_pl.registry import DATASETS
+from ogan_pl.rundir import save_run_config
+from ogan_pl.schema import check_int
 from ogan_pl.sweep import write_result
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,10 @@ def check_metrics_config(cfg: DictConfig) -> None:
         raise UserError(f"metrics.n_fake={cfg.metrics.n_fake} must be an integer >= 2 (50000 for published FID)")
     if cfg.metrics.n_real is not None and not (isinstance(cfg.metrics.n_real, int) and cfg.metrics.n_real >= 2):
         raise UserError(f"metrics.n_real={cfg.metrics.n_real} must be an integer >= 2, or null for all images")
+    check_int("metrics.batch_size", cfg.metrics.batch_size, 1)
+    if cfg.grids:
+        layout = cfg.grid_layout
+        check_layout("grid_layout", layout.n_samples, layout.n_recon, layout.interp_rows, layout.interp_steps)
     if str(cfg.precision) not in PRECISIONS:
         raise UserError(f"precision={cfg.precision} must be one of {', '.join(PRECISIONS)}")
 
@@ -70,8 +76,10 @@ def evaluate(cfg: DictConfig) -> dict:
         raise UserError("no checkpoint given: pass ckpt=PATH (e.g. ckpt=logs/train/runs/RUN/checkpoints/last.ckpt)")
     load_plugins(cfg.get("plugins") or [])
     check_metrics_config(cfg)
+    save_run_config(cfg, cfg.out_dir)
     options = OmegaConf.to_container(cfg.metrics, resolve=True)
     metric_set = MetricSet(options.pop("names"), options)
+    metric_set.check_n_fake(cfg.metrics.n_fake)
     started = time.perf_counter()
     device = pick_device(cfg.device)
     model = load_model(cfg.ckpt, device).eval()

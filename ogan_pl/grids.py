@@ -12,7 +12,17 @@ import torch
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
+from ogan_pl.schema import check_int
+
 GRID_NAMES = ("samples", "reconstructions", "interpolations")
+
+
+def check_layout(key: str, n_samples: int, n_recon: int, interp_rows: int, interp_steps: int) -> None:
+    """Grid sizes that can be drawn: at least one sample, reconstruction and row, two steps per row."""
+    check_int(f"{key}.n_samples", n_samples, 1)
+    check_int(f"{key}.n_recon", n_recon, 1)
+    check_int(f"{key}.interp_rows", interp_rows, 1)
+    check_int(f"{key}.interp_steps", interp_steps, 2)
 
 
 @dataclass
@@ -29,6 +39,7 @@ class GridInputs:
     @classmethod
     def create(cls, z_dim: int, holdout: Tensor, n_samples: int = 64, n_recon: int = 32,
                interp_rows: int = 4, interp_steps: int = 8, seed: int = 0) -> "GridInputs":
+        check_layout("grid", n_samples, n_recon, interp_rows, interp_steps)
         gen = torch.Generator().manual_seed(seed)
         n_recon = min(n_recon, len(holdout))
         pairs = holdout[torch.arange(n_recon, n_recon + 2 * interp_rows) % len(holdout)]

@@ -44,5 +44,16 @@ def read_jsonl(path: str | Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this id runs on this machine (a stale lock or temporary file has none)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
 def now_iso() -> str:
     return datetime.datetime.now().isoformat(timespec="seconds")

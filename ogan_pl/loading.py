@@ -101,11 +101,25 @@ def read_checkpoint(path: str | Path) -> dict:
     return checkpoint
 
 
+#: arguments added to a part after checkpoints were written without them, whose default then
+#: changed: (registry key, part name, argument, the value those checkpoints were trained with)
+PAST_DEFAULTS = (("model", "resnet", "pooling", "sum"),)
+
+
 def stored_config(checkpoint: Any, path: str | Path = "checkpoint") -> Any:
+    """The config a checkpoint was trained with, written out in today's terms: an argument it predates
+    gets the value it was trained with (PAST_DEFAULTS), not today's default."""
     if not (isinstance(checkpoint, Mapping) and isinstance(checkpoint.get("state_dict"), Mapping)
             and isinstance(checkpoint.get("hyper_parameters"), Mapping) and "config" in checkpoint["hyper_parameters"]):
         raise UserError(f"{path} is not a checkpoint written by train.py (no state_dict and stored config)")
-    return checkpoint["hyper_parameters"]["config"]
+    config = checkpoint["hyper_parameters"]["config"]
+    if not isinstance(config, Mapping):
+        return config
+    for key, name, arg, value in PAST_DEFAULTS:
+        node = config.get(key)
+        if isinstance(node, Mapping) and node.get("_name_") == name and arg not in node:
+            config = {**config, key: {**node, arg: value}}
+    return config
 
 
 def model_from_checkpoint(checkpoint: dict, map_location: str | torch.device | None = "cpu", path: str = "checkpoint"):

@@ -61,6 +61,7 @@ class LossInputs:
     real_scores: Tensor | None = None
     code_fake: Tensor | None = None  # the code rho reads (the MSE ablation of the correlation term)
     step: int = 0  # index of this E update (lazy regularization: the penalty is due when step % reg_every == 0)
+    generator: torch.Generator | None = None  # this iteration's random stream (a resumed run draws the same)
 
     @functools.cached_property
     def d_real(self) -> Tensor:
@@ -282,7 +283,7 @@ class WGANGP(GradientPenaltyLoss, FGHLoss):
 
     def gradient_penalty(self, s):
         x_real = s.x_real
-        alpha = torch.rand(x_real.shape[0], 1, 1, 1, device=x_real.device, dtype=x_real.dtype)
+        alpha = torch.rand(x_real.shape[0], 1, 1, 1, device=x_real.device, dtype=x_real.dtype, generator=s.generator)
         x_hat = torch.lerp(s.x_fake.detach(), x_real.detach(), alpha).requires_grad_(True)
         grad = _input_gradient(s.disc(x_hat), x_hat)
         return self.gp_weight * (grad.float().norm(dim=1) - 1).pow(2)

@@ -19,6 +19,7 @@ from ogan_pl.augment import Augment
 from ogan_pl.config import optimizer_steps_per_iteration
 from ogan_pl.distributed import all_reduce_mean_, rank_seed
 from ogan_pl.ema import EMA
+from ogan_pl.errors import TrainingDiverged
 from ogan_pl.loading import check_recipe, load_model, recipe
 from ogan_pl.losses import LossInputs, correlation, standardize
 from ogan_pl.models import DiscriminatorHead
@@ -72,6 +73,7 @@ class OGAN(pl.LightningModule):
         self.automatic_optimization = False
         self.g_iter = 0  # generator iterations done
         self.images_seen = 0  # real images shown to E, all devices together
+        self._all_finite: Tensor | None = None  # on the device: every loss so far was finite
         self._speed_mark: tuple[float, int] | None = None
         self.images_per_sec = 0.0
         self._noise_generator: torch.Generator | None = None
@@ -152,7 +154,8 @@ class OGAN(pl.LightningModule):
         d_fake = self.head(e_fake)
         code = self.rho_code(fake, e_fake)
         s = LossInputs(z=z, x_real=x, x_fake=fake, d_fake=d_fake, rho=correlation(z, code),
-                       disc=self.discriminate, real_scores=d_real, code_fake=code, step=step)
+                       disc=self.discriminate, real_scores=d_real, code_fake=code, step=step,
+                       generator=self._noise_generator)
         loss, parts = self.objective.encoder_loss(s)
         if "penalty" in parts:
             parts["penalty"] = self._logged_penalty(parts["penalty"], step)
@@ -181,7 +184,8 @@ class OGAN(pl.LightningModule):
         d_real, d_fake, d_fake_ng = self.head(e_real), self.head(e_fake), self.head(e_fake_ng)
         code = self.rho_code(fake, e_fake)
         s = LossInputs(z=z, x_real=x, x_fake=fake_ng, d_fake=d_fake_ng, rho=correlation(z, code),
-                       disc=self.discriminate, real_scores=d_real, code_fake=code, step=step)
+                       disc=self.discriminate, real_scores=d_real, code_fake=code, step=step,
+                       generator=self._noise_generator)
         loss, parts = self.objective.joint_loss(s, d_fake_g=d_fake)
         if "penalty" in parts:
             parts["penalty"] = self._logged_penalty(parts["penalty"], step)
@@ -199,6 +203,7 @@ class OGAN(pl.LightningModule):
             loss, stats = self.joint_objective(reals, self._noise(len(reals)), step=self.g_iter)
             opt_e.zero_grad(set_to_none=True)
             opt_g.zero_grad(set_to_none=True)
+            self._note_finite(loss)
             backward(loss)
             opt_e.step()
             opt_g.step()
@@ -215,12 +220,34 @@ class OGAN(pl.LightningModule):
             self.E_ema.update(self.E, self.g_iter)
         return stats
 
-    @staticmethod
-    def _update(opt, backward, loss: Tensor, stats: dict[str, Tensor]) -> dict[str, Tensor]:
+    def _update(self, opt, backward, loss: Tensor, stats: dict[str, Tensor]) -> dict[str, Tensor]:
         opt.zero_grad(set_to_none=True)
+        self._note_finite(loss)
         backward(loss)
         opt.step()
         return stats
+
+    def _note_finite(self, loss: Tensor) -> None:
+        """Accumulate, on the device (no sync), whether every loss so far was finite."""
+        finite = torch.isfinite(loss.detach())
+        self._all_finite = finite if self._all_finite is None else self._all_finite & finite
+
+    def raise_if_diverged(self, stats: dict[str, Tensor] | None = None) -> None:
+        """Stop with one line once a loss was NaN or infinite (a sync: called at log steps and before a
+        checkpoint is written, so that no checkpoint holds a diverged model). Every rank calls it at
+        the same step and agrees (a max over ranks), so all of them stop together."""
+        if self._all_finite is None:
+            return
+        diverged = (~self._all_finite).float()
+        if self._trainer is not None and self.trainer.world_size > 1:
+            diverged = self.trainer.strategy.reduce(diverged, reduce_op="max")
+        if not bool(diverged):
+            return
+        bad = [f"train/{k}={float(v):g}" for k, v in (stats or {}).items() if not torch.isfinite(v).all()]
+        raise TrainingDiverged(
+            f"training diverged: a loss became NaN or infinite by generator iteration {self.g_iter}"
+            + (f" ({', '.join(bad)})" if bad else "") + "; it stopped there and the checkpoints written before "
+            "are kept (last.ckpt is the last finite one); lower optim.lr, or check loss.corr_weight / loss.gp_weight")
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
         reals = batch["image"]
@@ -230,6 +257,7 @@ class OGAN(pl.LightningModule):
         self._measure_speed()
         # Only on the steps loggers write (and the last): a log call costs Python time on every step.
         if self._is_log_step() or self.g_iter >= self.total_steps:
+            self.raise_if_diverged(stats)
             self.log_dict({f"train/{k}": v.detach() for k, v in stats.items()},
                           on_step=True, on_epoch=False, batch_size=len(reals))
             self._log_progress(len(reals))

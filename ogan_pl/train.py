@@ -1,8 +1,10 @@
 """`python train.py`: compose, validate, build, fit. All logic of the entry point lives here."""
+import contextlib
 import logging
 from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
@@ -12,11 +14,12 @@ from ogan_pl.callbacks import GeneratorStepCheckpoint
 from ogan_pl.config import configure_torch, instantiate_or_explain, optimizer_steps_per_iteration, run_config, validate
 from ogan_pl.distributed import GradientAllReduceDDP, make_strategy, process_rank
 from ogan_pl.errors import UserError
-from ogan_pl.loading import read_checkpoint
+from ogan_pl.loading import read_checkpoint, stored_config
 from ogan_pl.module import OGAN
 from ogan_pl.preemption import PreemptionSignals
 from ogan_pl.registry import DATASETS
 from ogan_pl.resume import find_resume_checkpoint
+from ogan_pl.rundir import RunDirectoryLock, first_difference, save_run_config
 from ogan_pl.sweep import write_result
 
 log = logging.getLogger(__name__)
@@ -53,7 +56,10 @@ def build_loggers(cfg: DictConfig, resuming: bool) -> list:
 def build_data_and_model(cfg: DictConfig) -> tuple[pl.LightningDataModule, OGAN]:
     n_critic = cfg.train.n_critic if cfg.train["update"] == "alternating" else 1
     datamodule = DATASETS.build(run_config(cfg.dataset), "dataset", batches_per_step=n_critic)
-    datamodule.setup("fit")  # bad data fails here, before a model is built
+    # bad data fails here, before a model is built; reading it (a cache build draws DataLoader seeds)
+    # leaves the random stream alone, so the initial weights are the same whether or not a cache existed
+    with torch.random.fork_rng(devices=[]):
+        datamodule.setup("fit")
     return datamodule, OGAN(run_config(cfg))
 
 
@@ -64,7 +70,9 @@ def build_trainer(cfg: DictConfig, callbacks: list, resuming: bool = False, **ov
         logger=build_loggers(cfg, resuming) or False,
         strategy=make_strategy(cfg.trainer.get("strategy", "auto"), cfg.trainer.devices, cfg.trainer.num_nodes),
         # Lightning counts each optimizer's steps; train.steps counts generator iterations.
-        **{"max_steps": cfg.train.steps * optimizer_steps_per_iteration(cfg.train), **overrides},
+        # The training batches shard themselves over ranks (ogan_pl.data.order): no DistributedSampler.
+        **{"max_steps": cfg.train.steps * optimizer_steps_per_iteration(cfg.train), "use_distributed_sampler": False,
+           **overrides},
     )
     strategy = trainer.strategy
     relaunches = (isinstance(strategy, GradientAllReduceDDP) and strategy.start_method == "popen"
@@ -75,14 +83,34 @@ def build_trainer(cfg: DictConfig, callbacks: list, resuming: bool = False, **ov
     return trainer
 
 
+#: what a checkpoint's weights and optimizer states are shaped by: a run resumes only with the same
+RESUME_KEYS = (("model",), ("ogan", "disc_head"), ("optim", "encoder", "_name_"), ("optim", "generator", "_name_"))
+
+
+def check_resumable(cfg: DictConfig, checkpoint: dict, where: str) -> None:
+    """Refuse a checkpoint whose model or optimizers differ from this run's, naming the first difference."""
+    stored, current = stored_config(checkpoint), run_config(cfg)
+    for path in RESUME_KEYS:
+        a, b = stored, current
+        for key in path:
+            a = a.get(key) if isinstance(a, dict) else None
+            b = b.get(key) if isinstance(b, dict) else None
+        difference = first_difference(a, b, ".".join(path))
+        if difference:
+            raise UserError(f"{where} was trained with another model or optimizer ({difference}); resume with "
+                            "the same settings, or start afresh (resume=never, or another hydra.run.dir)")
+
+
 def resume_checkpoint(cfg: DictConfig, out_dir: Path) -> str | None:
     """ckpt_path if given; else with resume=auto the run directory's newest complete checkpoint.
-    Either is read through ogan_pl.loading first, so a hostile or broken file is one line here."""
+    Either is read through ogan_pl.loading first, so a hostile or broken file is one line here, and
+    must have been trained with this run's model and optimizers."""
     if cfg.get("ckpt_path"):
         try:
-            read_checkpoint(cfg.ckpt_path)
+            checkpoint = read_checkpoint(cfg.ckpt_path)
         except UserError as err:
             raise UserError(f"ckpt_path={cfg.ckpt_path}: {err}") from None
+        check_resumable(cfg, checkpoint, f"ckpt_path={cfg.ckpt_path}")
         return str(cfg.ckpt_path)
     if cfg.get("resume", "auto") != "auto":
         return None
@@ -91,9 +119,10 @@ def resume_checkpoint(cfg: DictConfig, out_dir: Path) -> str | None:
     if path is None:
         return None
     try:
-        read_checkpoint(path)
+        checkpoint = read_checkpoint(path)
     except UserError as err:
         raise UserError(f"resume=auto: {err} (start afresh with resume=never, or another run directory)") from None
+    check_resumable(cfg, checkpoint, f"resume=auto: {path}")
     if process_rank() == 0:
         log.info("resume=auto: continuing from %s", path)
     return str(path)
@@ -115,16 +144,20 @@ def train(cfg: DictConfig) -> float | dict:
     validate(cfg)
     configure_torch(cfg)
     out_dir = Path(cfg.paths.output_dir)
-    if process_rank() == 0:  # ranks started by torchrun / SLURM / Lightning share this directory
-        out_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
-    pl.seed_everything(cfg.seed, workers=True)
+    # ranks started by torchrun / SLURM / Lightning share the run directory: rank 0 holds it
+    with RunDirectoryLock(out_dir) if process_rank() == 0 else contextlib.nullcontext():
+        ckpt_path = resume_checkpoint(cfg, out_dir)  # refuses before anything is written
+        if process_rank() == 0:
+            save_run_config(cfg, out_dir)
+        return fit(cfg, out_dir, ckpt_path)
 
+
+def fit(cfg: DictConfig, out_dir: Path, ckpt_path: str | None) -> float | dict:
+    pl.seed_everything(cfg.seed, workers=True)
+    callbacks = instantiate_group(cfg.get("callbacks"))  # cheap: their bad values fail before the data is read
     datamodule, model = build_data_and_model(cfg)
-    callbacks = instantiate_group(cfg.get("callbacks"))
     # checkpoints last, so a checkpoint holds the state other callbacks updated at the same step (best FID)
     callbacks.sort(key=lambda cb: isinstance(cb, GeneratorStepCheckpoint))
-    ckpt_path = resume_checkpoint(cfg, out_dir)
     trainer = build_trainer(cfg, callbacks, resuming=ckpt_path is not None)
 
     with PreemptionSignals(requeue=cfg.preemption.requeue) as signals:

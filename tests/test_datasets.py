@@ -187,6 +187,122 @@ def test_interrupted_cache_build_is_never_used(tmp_path, monkeypatch):
     assert torch.equal(torch.from_numpy(np.array(images)), direct)
 
 
+def test_a_file_name_that_is_not_utf8_is_cached_and_named_like_any_other(tmp_path, caplog):
+    root = write_folder(tmp_path / "imgs", n_clean=3, bad=False)
+    odd = root / os.fsdecode(b"caf\xe9-latin1.png")  # a Latin-1 name on a UTF-8 system
+    picture(32, 32, 7).save(odd)
+    bad = root / os.fsdecode(b"bad-\xff.png")
+    bad.write_bytes(b"not an image")
+    source = FolderSource(root)
+    with caplog.at_level(logging.WARNING):
+        images = cached_images(source, Preprocess(16), tmp_path / "cache", workers=0)
+    good = [f for f in source.files if f != bad]  # the cache holds the decodable images, in order
+    assert len(images) == len(good)
+    assert torch.equal(torch.from_numpy(np.array(images[good.index(odd)])), decode(odd, Preprocess(16)))
+    (warning,) = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert "bad-\\xff.png" in warning  # printable: the undecodable byte as an escape
+    warning.encode("utf-8")  # no lone surrogates reach a log
+
+
+def test_on_error_raise_is_honoured_by_a_cache_built_with_skip(tmp_path):
+    write_folder(tmp_path / "imgs")
+    folder_module(tmp_path / "imgs", tmp_path / "cache", on_error="skip").setup()
+    with pytest.raises(UserError, match=r"cannot decode .*(empty\.png|truncated\.jpg).*dataset\.on_error=skip"):
+        folder_module(tmp_path / "imgs", tmp_path / "cache", on_error="raise").setup()
+
+
+def test_an_image_replaced_under_the_same_name_is_decoded_again(tmp_path):
+    root = write_folder(tmp_path / "imgs", n_clean=3, bad=False)
+    first = cached_images(FolderSource(root), Preprocess(16), tmp_path / "cache", workers=0)
+    target = root / "clean01.png"
+    index = FolderSource(root).files.index(target)
+    picture(41, 30, 555).save(target)  # same name, same size in pixels, other content
+    stat = target.stat()
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    second = cached_images(FolderSource(root), Preprocess(16), tmp_path / "cache", workers=0)
+    assert not np.array_equal(first[index], second[index])
+    assert torch.equal(torch.from_numpy(np.array(second[index])), decode(target, Preprocess(16)))
+
+
+SLOW_BUILD = """
+import sys, time
+from ogan_pl.data import cache
+from ogan_pl.data.decode import Preprocess
+from ogan_pl.data.sources import FolderSource
+real = cache.decode
+def slow(data, pre):
+    time.sleep(0.2)
+    return real(data, pre)
+cache.decode = slow
+cache.cached_images(FolderSource(sys.argv[1]), Preprocess(16), sys.argv[2], workers=2)
+"""
+
+
+def test_sigterm_to_the_process_group_during_a_cache_build_leaves_no_temporary_file(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = write_folder(tmp_path / "imgs", n_clean=40, bad=False)
+    folder = tmp_path / "cache" / "images"
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_BUILD, str(root), str(tmp_path / "cache")],
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True)
+    deadline = time.time() + 60
+    while not list(folder.glob(".*.tmp")) and time.time() < deadline:
+        time.sleep(0.05)
+    assert list(folder.glob(".*.tmp")), "the build never started"
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGTERM)  # what scancel and a shell's job control do: the workers too
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    assert not list(folder.iterdir())  # no temporary file, no array, no record
+
+
+def test_a_temporary_file_left_by_a_killed_build_is_removed_by_the_next(tmp_path):
+    root = write_folder(tmp_path / "imgs", n_clean=3, bad=False)
+    source, pre = FolderSource(root), Preprocess(16)
+    key = {"version": cache_module.FORMAT_VERSION, "source": cache_module.source_identity(source),
+           "preprocess": pre.key()}
+    array_path, _ = cache_module.cache_paths(tmp_path / "cache", key)
+    array_path.parent.mkdir(parents=True)
+    dead = subprocess_pid_that_has_exited()
+    stale = array_path.with_name(f".{array_path.name}.{dead}.tmp")
+    stale.write_bytes(b"\0" * 4096)  # SIGKILL during a build: nothing could remove it then
+    live = array_path.with_name(f".{array_path.name}.{os.getppid()}.tmp.compact")
+    live.write_bytes(b"\0")  # a build of a process still running: left alone
+    cached_images(source, pre, tmp_path / "cache", workers=0)
+    assert not stale.exists() and live.exists()
+
+
+def subprocess_pid_that_has_exited() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_float_images_are_scaled_by_their_range(tmp_path):
+    ramp = np.tile(np.linspace(0.0, 1.0, 32, dtype=np.float32), (32, 1))
+    Image.fromarray(ramp, mode="F").save(tmp_path / "unit.tif")
+    Image.fromarray(ramp * 255, mode="F").save(tmp_path / "byte.tif")
+    expected = torch.from_numpy(np.rint(ramp * 255).astype(np.uint8))
+    for name in ("unit.tif", "byte.tif"):
+        decoded = decode(tmp_path / name, Preprocess(32, channels=1))[0]
+        assert (decoded.int() - expected.int()).abs().max() <= 1, name
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"crop_size": 0}, "dataset.crop_size=0 must be a positive number of pixels"),
+    ({"crop_size": -8}, "dataset.crop_size=-8 must be a positive number of pixels"),
+    ({"root": ""}, "dataset.root is empty"),
+])
+def test_impossible_folder_settings_are_refused(tmp_path, kwargs, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        folder_module(kwargs.pop("root", tmp_path), tmp_path / "cache", **kwargs)
+
+
 def test_gpu_side_flip_mirrors_about_half_the_batch(tmp_path):
     dm = folder_module(write_folder(tmp_path / "imgs", bad=False), tmp_path / "cache", flip=True)
     images = torch.randint(0, 256, (256, 3, 8, 8), dtype=torch.uint8)

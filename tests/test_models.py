@@ -152,6 +152,19 @@ def test_resnet_blocks_are_residual():
     torch.testing.assert_close(d(x), F.avg_pool2d(d.shortcut(x), 2))
 
 
+def test_resnet_mean_pooling_is_the_sum_over_the_4x4_positions_divided_by_16():
+    """model.pooling: the code layer reads the sum of E's last features over positions (SNGAN) or their
+    mean; with the same weights, the codes differ by exactly the factor 16 (before the bias)."""
+    torch.manual_seed(0)
+    summed = resnet(pooling="sum").encoder()
+    averaged = resnet().encoder()
+    averaged.load_state_dict(summed.state_dict())
+    summed.eval(), averaged.eval()
+    x = torch.randn(3, 3, 32, 32)
+    bias = summed.fc.bias
+    torch.testing.assert_close(summed(x) - bias, 16 * (averaged(x) - bias), rtol=1e-5, atol=1e-5)
+
+
 def test_resnet_ema_state_dict_and_pickle():
     """The spectrally normalised E averages (EMA), round-trips through its state dict, and pickles
     (trainer.strategy=ddp_spawn pickles the module)."""
@@ -179,6 +192,7 @@ def test_resnet_ema_state_dict_and_pickle():
 @pytest.mark.parametrize("kwargs, key", [({"resolution": 16}, "dataset.resolution=16"),
                                          ({"resolution": 48}, "dataset.resolution=48"),
                                          ({"width": 0}, "model.width=0"), ({"e_norm": "layer"}, "model.e_norm='layer'"),
+                                         ({"pooling": "max"}, "model.pooling='max'"),
                                          ({"z_dim": 1}, "model.z_dim=1")])
 def test_resnet_bad_arguments_are_one_line_errors(kwargs, key):
     from ogan_pl.errors import UserError

@@ -199,6 +199,22 @@ def test_checkpoint_from_before_augment_and_reg_every_still_loads(make_model, tm
     torch.testing.assert_close(loaded.decode(z), model.decode(z))
 
 
+def test_resnet_checkpoint_from_before_pooling_loads_with_the_sum_it_was_trained_with(make_model, tmp_path):
+    """model.pooling came (with the mean as default) after resnet checkpoints were written with the
+    sum: such a checkpoint still loads as the model it was, not as today's default."""
+    model = make_model(**{"model": "resnet", "model.width": 2, "model.pooling": "sum"})
+    trainer = tiny_trainer(2, 1)
+    trainer.fit(model, datamodule=tiny_data())
+    trainer.save_checkpoint(tmp_path / "new.ckpt")
+    checkpoint = torch.load(tmp_path / "new.ckpt", weights_only=True)
+    del checkpoint["hyper_parameters"]["config"]["model"]["pooling"]
+    torch.save(checkpoint, tmp_path / "old.ckpt")
+    loaded = OGAN.load_from_checkpoint(tmp_path / "old.ckpt")
+    assert loaded.E.pooling == "sum" and loaded.hparams.config["model"]["pooling"] == "sum"
+    x = torch.rand(3, 3, 32, 32) * 2 - 1
+    torch.testing.assert_close(loaded.encode(x), model.encode(x))
+
+
 def test_resnet_module_pickles_for_ddp_spawn(make_model):
     import pickle
 

@@ -66,6 +66,75 @@ def test_ddp_spawn_multirun_two_jobs_of_two_processes(run_script, tmp_path):
     assert weights == [0, 1]
 
 
+def test_a_failed_job_does_not_end_the_sweep(run_script, tmp_path):
+    """The bad job is recorded with its one-line error; the jobs after it still run; the sweep
+    exits 2 at the end (every failure was bad input)."""
+    proc = run_script("train.py", "-m", *TINY, "logger=none", "train.steps=2,0,3", "hydra.sweep.dir=sweep",
+                      check=False)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "train.steps=0 must be a positive number" in errors[0] and "[job 1]" in errors[0]
+    summary = read_summary(tmp_path / "sweep")
+    assert [(r["job"], r["status"], r.get("g_iter")) for r in summary] == [
+        ("0", "finished", 2), ("1", "failed", None), ("2", "finished", 3)]
+    assert "train.steps=0 must be" in summary[1]["error"] and "train.steps=0" in summary[1]["overrides"]
+    rows = (tmp_path / "sweep" / "summary.csv").read_text().splitlines()
+    assert len(rows) == 4 and ",failed,train.steps=0 must be" in rows[2]
+
+
+def test_evaluate_sweep_scores_the_good_checkpoint_after_a_missing_one(run_script, tmp_path):
+    run_script("train.py", *TINY, "logger=none", "train.steps=2", "hydra.run.dir=run")
+    good = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    proc = run_script("evaluate.py", "-m", f"ckpt={tmp_path / 'missing.ckpt'},{good}", "metrics.names=[encoder]",
+                      "metrics.batch_size=8", "hydra.sweep.dir=sweep", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    summary = read_summary(tmp_path / "sweep")
+    assert [r["status"] for r in summary] == ["failed", "finished"]
+    assert "missing.ckpt" in summary[0]["error"]
+    assert math.isfinite(summary[1]["metrics"]["encoder/rho"])
+
+
+def test_any_exception_in_a_multirun_job_is_recorded_not_raised(tmp_path, monkeypatch):
+    """Not only bad input: a crash inside a job (a bug, out of memory) is recorded the same way, its
+    traceback in the job's log, and the summary then exits 1."""
+    from ogan_pl import errors
+    from ogan_pl.sweep import SweepSummary
+
+    monkeypatch.setattr(errors, "_multirun_job", lambda: ("0", str(tmp_path / "sweep" / "0")))
+
+    @errors.report_user_errors
+    def crashing_job(cfg):
+        raise RuntimeError("CUDA out of memory.\nTried to allocate 2 GiB")
+
+    returned = crashing_job(None)
+    with pytest.raises(ValueError, match="RuntimeError: CUDA out of memory. Tried to allocate 2 GiB"):
+        float(returned)  # what Optuna's sweeper does: the trial is told FAILED, the study goes on
+    record = json.loads((tmp_path / "sweep" / "0" / "result.json").read_text())
+    assert record["status"] == "failed" and record["user_error"] is False
+    (tmp_path / "sweep" / "1").mkdir()
+    (tmp_path / "sweep" / "1" / "result.json").write_text(json.dumps({"status": "finished", "metrics": {}}))
+    with pytest.raises(SystemExit) as stop:
+        SweepSummary().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path / "sweep")}}}))
+    assert stop.value.code == 1
+    assert [r["status"] for r in read_summary(tmp_path / "sweep")] == ["failed", "finished"]
+
+
+@pytest.mark.slow
+def test_optuna_marks_a_failed_trial_failed_and_goes_on(run_script, tmp_path):
+    tiny = [arg for arg in TINY if not arg.startswith("train.steps=")]
+    proc = run_script("train.py", "-m", "hydra/sweeper=optuna", *tiny, "logger=none", "optimized_metric=train/loss_g",
+                      "train.steps=choice(0,2)", "hydra.sweeper.n_trials=4", "hydra.sweeper.sampler.seed=0",
+                      "hydra.sweep.dir=sweep", check=False)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    summary = read_summary(tmp_path / "sweep")
+    assert len(summary) == 4
+    statuses = {r["status"] for r in summary}
+    assert statuses == {"failed", "finished"}, summary
+    best = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
+    assert best["best_params"] == {"train.steps": 2}
+
+
 @pytest.mark.slow
 def test_optuna_sweep_minimises_the_final_fid(run_script, tmp_path, torch_home):
     run_script("train.py", "hparams_search=optuna_fid", *TINY, "train.steps=2", "logger=none",

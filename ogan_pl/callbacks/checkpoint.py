@@ -5,7 +5,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.plugins import TorchCheckpointIO
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from ogan_pl.errors import UserError
+from ogan_pl.errors import TrainingDiverged, UserError
 from ogan_pl.io import atomic_torch_save
 
 
@@ -26,7 +26,8 @@ class GeneratorStepCheckpoint(pl.Callback):
     """`giter_NNNNNNN.ckpt` (7-digit iteration) every `every_n_steps` generator iterations, and
     `last.ckpt` with each save, at the end, and when a SIGTERM / SIGUSR1 stops the run (Lightning
     stops between two steps, so the state is consistent). A checkpoint holds G, E, their EMA copies,
-    the optimizer states, the resolved config and the generator-iteration counter."""
+    the optimizer states, the resolved config and the generator-iteration counter. A model whose
+    losses went NaN or infinite is never saved: the run stops instead (OGAN.raise_if_diverged)."""
 
     def __init__(self, dirpath: str, every_n_steps: int = 1000, save_last: bool = True):
         if every_n_steps < 1:
@@ -42,6 +43,7 @@ class GeneratorStepCheckpoint(pl.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if pl_module.g_iter % self.every_n_steps == 0:
+            pl_module.raise_if_diverged()
             trainer.save_checkpoint(self.dirpath / f"giter_{pl_module.g_iter:07d}.ckpt", weights_only=False)
             self._save_last(trainer, pl_module)
 
@@ -50,9 +52,13 @@ class GeneratorStepCheckpoint(pl.Callback):
 
     def on_exception(self, trainer, pl_module, exception) -> None:
         if isinstance(exception, SIGTERMException):  # preempted: every rank is here, at the same step
-            self._save_last(trainer, pl_module)
+            try:
+                self._save_last(trainer, pl_module)
+            except TrainingDiverged:
+                pass  # nothing finite to add: the last checkpoint stays
 
     def _save_last(self, trainer, pl_module) -> None:
         if self.save_last and pl_module.g_iter != self._last_saved:
+            pl_module.raise_if_diverged()
             trainer.save_checkpoint(self.last_path, weights_only=False)
             self._last_saved = pl_module.g_iter

@@ -6,7 +6,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 
 from ogan_pl.errors import UserError
-from ogan_pl.grids import GridInputs, make_grids, save_grids
+from ogan_pl.grids import GridInputs, check_layout, make_grids, save_grids
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +18,7 @@ class ImageGrids(pl.Callback):
                  interp_rows: int = 4, interp_steps: int = 8, seed: int = 0, use_ema: bool = True):
         if every_n_steps < 1:
             raise UserError(f"callbacks.images.every_n_steps must be >= 1, got {every_n_steps}")
+        check_layout("callbacks.images", n_samples, n_recon, interp_rows, interp_steps)
         self.dirpath = Path(dirpath)
         self.every_n_steps = every_n_steps
         self.grid_kwargs = dict(n_samples=n_samples, n_recon=n_recon, interp_rows=interp_rows,

@@ -37,6 +37,7 @@ class MetricsCallback(pl.Callback):
         options = OmegaConf.to_container(metrics, resolve=True) if isinstance(metrics, DictConfig) else dict(metrics or {})
         self.names = list(names)
         self.metric_set = MetricSet(self.names, options)
+        self.metric_set.check_n_fake(n_samples, f"n_samples of the metrics callback of {self.names}")
         self.options = options
         self.monitor = monitor
         self.every_n_steps = every_n_steps

@@ -1,5 +1,6 @@
 """The LightningDataModules: one base serves every dataset's loaders and held-out images."""
 import abc
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +13,13 @@ from ogan_pl.data.cache import cached_images, report_bad
 from ogan_pl.data.convert import to_model_range
 from ogan_pl.data.decode import Preprocess
 from ogan_pl.data.decoded import DecodedImages
+from ogan_pl.data.order import IterationBatchSampler
 from ogan_pl.data.shapes import ShapesDataset
 from ogan_pl.data.sources import open_source
+from ogan_pl.distributed import rank_seed
 from ogan_pl.errors import UserError
 from ogan_pl.registry import DATASETS
+from ogan_pl.schema import check_int
 
 
 class ImageDataModule(pl.LightningDataModule, abc.ABC):
@@ -32,6 +36,8 @@ class ImageDataModule(pl.LightningDataModule, abc.ABC):
                  pin_memory: bool = True, persistent_workers: bool = True, holdout_size: int = 256,
                  batches_per_step: int = 1, seed: int = 0, flip: bool = False):
         super().__init__()
+        check_int("dataset.holdout_size", holdout_size, 1)
+        check_int("dataset.num_workers", num_workers, 0)
         self.flip = flip
         self.resolution = resolution
         self.channels = channels
@@ -62,11 +68,29 @@ class ImageDataModule(pl.LightningDataModule, abc.ABC):
             dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
             num_workers=self.num_workers, collate_fn=collate,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
-            persistent_workers=self.persistent_workers and self.num_workers > 0,
+            persistent_workers=self.persistent_workers and self.num_workers > 0, worker_init_fn=ignore_stop_signals,
         )
 
+    def _run_position(self) -> tuple[int, int, int, int]:
+        """(run seed, generator iterations done, rank, world size) of the training this data serves."""
+        trainer = self.trainer
+        module = getattr(trainer, "lightning_module", None) if trainer is not None else None
+        if module is None:
+            return self.seed, 0, 0, 1
+        return int(module.seed), int(module.g_iter), trainer.global_rank, trainer.world_size
+
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, self.batch_size * self.batches_per_step, shuffle=True, drop_last=True)
+        """Shuffled batches whose order is a function of the generator iteration (ogan_pl.data.order):
+        a resumed run continues with exactly the batches an uninterrupted one would see, and under
+        DDP each rank takes its own part of each batch."""
+        seed, _, rank, world_size = self._run_position()
+        sampler = IterationBatchSampler(len(self.train_set), self.batch_size * self.batches_per_step, seed,
+                                        start=lambda: self._run_position()[1], rank=rank, world_size=world_size)
+        return DataLoader(
+            self.train_set, batch_sampler=sampler, num_workers=self.num_workers, collate_fn=collate,
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            persistent_workers=self.persistent_workers and self.num_workers > 0, worker_init_fn=ignore_stop_signals,
+        )
 
     def holdout_dataloader(self, batch_size: int | None = None) -> DataLoader:
         return self._loader(self.holdout_set, batch_size or self.batch_size, shuffle=False, drop_last=False)
@@ -104,10 +128,22 @@ class ImageDataModule(pl.LightningDataModule, abc.ABC):
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         images = to_model_range(batch["image"])
         if self.flip:  # random horizontal flip of half the batch, on the device, no host sync
-            mirror = torch.rand(len(images), 1, 1, 1, device=images.device) < 0.5
+            seed, g_iter, rank, _ = self._run_position()
+            generator = torch.Generator(device=images.device).manual_seed(rank_seed(seed, rank, g_iter, stream=2))
+            mirror = torch.rand(len(images), 1, 1, 1, device=images.device, generator=generator) < 0.5
             images = torch.where(mirror, images.flip(-1), images)
         batch["image"] = images
         return batch
+
+
+def ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader workers leave SIGTERM / SIGUSR1 / SIGUSR2 to the main process. A job stopped by
+    `scancel` or a shell signals its whole process group; a worker that died of it would end the
+    run with an error instead of the main process's clean stop (last.ckpt saved, exit 143). The
+    workers still end with the main process (its shutdown, or their watchdog if it dies)."""
+    for name in ("SIGTERM", "SIGUSR1", "SIGUSR2"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
 @DATASETS.register("shapes")
@@ -146,6 +182,12 @@ class ImageFolderDataModule(ImageDataModule):
         super().__init__(**kwargs)
         if on_error not in ("skip", "raise"):
             raise UserError(f"dataset.on_error={on_error!r} must be 'skip' or 'raise'")
+        if crop_size is not None and not (isinstance(crop_size, int) and not isinstance(crop_size, bool)
+                                          and crop_size >= 1):
+            raise UserError(f"dataset.crop_size={crop_size!r} must be a positive number of pixels, or null for "
+                            "the smaller side of each image")
+        if root is not None and not str(root).strip():
+            raise UserError(f"dataset.root is empty; {self.how_to_get}")
         self.root = root
         self.preprocess = Preprocess(self.resolution, self.channels, crop_size)
         self.cache = cache

@@ -25,11 +25,25 @@ class Preprocess:
         return asdict(self)
 
 
+def value_range(arr: np.ndarray, is_float: bool, is_16bit: bool) -> tuple[float, float]:
+    """The nominal range of a high-bit-depth grayscale image's values: float images in [0, 1]
+    (or [-1, 1]) or [0, 255]; 16-bit ones in [0, 65535]; anything else by its own min and max."""
+    low, high = float(arr.min()), float(arr.max())
+    if is_float and low >= -1.0 and high <= 1.0:
+        return (-1.0, 1.0) if low < 0 else (0.0, 1.0)
+    if low >= 0 and high <= 255 and not is_16bit:
+        return 0.0, 255.0
+    if low >= 0 and high <= 65535:
+        return 0.0, 65535.0
+    return low, max(high, low + 1e-12)
+
+
 def _to_8bit(img: Image.Image) -> Image.Image:
-    """16/32-bit integer or float grayscale -> 8-bit L, keeping the full range (PIL's convert clips)."""
-    arr = np.asarray(img, dtype=np.float64)
-    peak = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
-    return Image.fromarray(np.clip(np.rint(arr * (255.0 / peak)), 0, 255).astype(np.uint8), mode="L")
+    """16/32-bit integer or float grayscale -> 8-bit L over its nominal range (PIL's convert clips)."""
+    arr = np.nan_to_num(np.asarray(img, dtype=np.float64))
+    low, high = value_range(arr, img.mode == "F", img.mode.startswith("I;16"))
+    scaled = (arr - low) * (255.0 / (high - low))
+    return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), mode="L")
 
 
 def convert_mode(img: Image.Image, channels: int) -> Image.Image:

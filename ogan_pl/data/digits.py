@@ -58,11 +58,11 @@ class DigitsDataModule(ImageDataModule):
 
     def __init__(self, resolution: int = 32, channels: int = 1, holdout_size: int = 1000,
                  train_size: int | None = None, num_workers: int = 0, **kwargs):
-        super().__init__(resolution=resolution, channels=channels, holdout_size=holdout_size,
-                         num_workers=num_workers, **kwargs)
-        if not (isinstance(holdout_size, int) and 10 <= holdout_size <= 5000):
+        if isinstance(holdout_size, bool) or not (isinstance(holdout_size, int) and 10 <= holdout_size <= 5000):
             raise UserError(f"dataset.holdout_size={holdout_size!r} must be an integer from 10 to 5000 "
                             "(of the 10,000 built-in digits)")
+        super().__init__(resolution=resolution, channels=channels, holdout_size=holdout_size,
+                         num_workers=num_workers, **kwargs)
         if train_size is not None and not (isinstance(train_size, int) and train_size >= 1):
             raise UserError(f"dataset.train_size={train_size!r} must be a positive integer or null (all)")
         self.train_size = train_size

@@ -1,4 +1,10 @@
-"""Where encoded images come from: a folder tree of image files, or an LMDB as LSUN distributes it."""
+"""Where encoded images come from: a folder tree of image files, or an LMDB as LSUN distributes it.
+
+A source names its items for messages (`name`, printable whatever bytes a file name holds) and
+fingerprints them for the decode cache (`fingerprint`: names, sizes and modification times, so
+images added, removed or replaced under the same names give another cache key).
+"""
+import hashlib
 import logging
 import os
 import weakref
@@ -11,6 +17,12 @@ from ogan_pl.errors import UserError
 
 log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+
+
+def printable(text: str) -> str:
+    """A file name as text that any terminal or log can print: bytes that are not UTF-8 (which
+    Python keeps as lone surrogates) become \\xNN escapes."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 class FolderSource:
@@ -33,7 +45,14 @@ class FolderSource:
         return len(self.files)
 
     def name(self, i: int) -> str:
-        return str(self.files[i])
+        return printable(str(self.files[i]))
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        for path in self.files:
+            stat = path.stat()
+            digest.update(os.fsencode(path) + f"\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        return digest.hexdigest()[:16]
 
     def read(self, i: int) -> Path:
         return self.files[i]
@@ -110,7 +129,14 @@ class LmdbSource:
         return len(self.keys)
 
     def name(self, i: int) -> str:
-        return f"{self.path}[{self.keys[i].decode(errors='replace')}]"
+        return printable(f"{self.path}[{self.keys[i].decode(errors='replace')}]")
+
+    def fingerprint(self) -> str:
+        """The keys, and the data file's size and modification time (a value rewritten changes them)."""
+        digest = hashlib.sha256(b"\n".join(self.keys))
+        stat = (self.path / "data.mdb").stat()
+        digest.update(f"\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
+        return digest.hexdigest()[:16]
 
     def read(self, i: int) -> bytes:
         with self._open().begin(write=False, buffers=False) as txn:

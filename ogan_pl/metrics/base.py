@@ -15,6 +15,7 @@ import torch
 
 from ogan_pl.errors import UserError
 from ogan_pl.registry import METRICS
+from ogan_pl.schema import check_int  # noqa: F401  (the metrics' range checks)
 
 Progress = Callable[[str, int], Callable[[int], None]]
 
@@ -44,18 +45,15 @@ class MetricContext:
         return None if self.progress is None else self.progress(label, total)
 
 
-def check_int(key: str, value, minimum: int) -> int:
-    """A metric option that must be an integer >= minimum (one line naming the key otherwise)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise UserError(f"{key}={value!r} must be an integer >= {minimum}")
-    return value
-
-
 class Metric(abc.ABC):
     #: every rank computes its share and the metric combines them; otherwise rank 0 alone computes it
     distributed = False
     #: the scores for which higher is better (best-checkpoint tracking); lower is better for the others
     higher_is_better: tuple[str, ...] = ()
+
+    def min_fake(self) -> int:
+        """The fewest generated images this metric can be computed from."""
+        return 1
 
     def setup(self, ctx: MetricContext, shared: dict) -> None:
         """One-time work before any data is read (loading weights), so a missing file stops at once."""
@@ -87,6 +85,14 @@ class MetricSet:
     @property
     def names(self) -> list[str]:
         return list(self.metrics)
+
+    def check_n_fake(self, n_fake: int, key: str = "metrics.n_fake") -> None:
+        """Refuse fewer generated images than a metric of the set can be computed from."""
+        for name, metric in self.metrics.items():
+            need = metric.min_fake()
+            if n_fake < need:
+                raise UserError(f"{key}={n_fake} is too few for metric {name}: it needs at least {need} generated "
+                                "images (50000 for published FID/KID/IS)")
 
     def setup(self, ctx: MetricContext) -> None:
         for metric in self.metrics.values():

@@ -217,6 +217,9 @@ class FID(InceptionMetric):
 
     key = "fid"
 
+    def min_fake(self) -> int:
+        return 2  # a covariance (rank-deficient below 2049 images: not comparable with published FID)
+
 
 @METRICS.register("kid")
 class KID(InceptionMetric):
@@ -226,7 +229,10 @@ class KID(InceptionMetric):
 
     def __init__(self, subsets: int = 100, subset_size: int = 1000):
         self.subsets = check_int("metrics.kid.subsets", subsets, 1)
-        self.subset_size = check_int("metrics.kid.subset_size", subset_size, 1)
+        self.subset_size = check_int("metrics.kid.subset_size", subset_size, 2)
+
+    def min_fake(self) -> int:
+        return 2  # the unbiased MMD of a subset (subset_size is capped at the images there are)
 
 
 @METRICS.register("is")
@@ -238,6 +244,9 @@ class IS(InceptionMetric):
 
     def __init__(self, splits: int = 10):
         self.splits = check_int("metrics.is.splits", splits, 1)
+
+    def min_fake(self) -> int:
+        return self.splits  # at least one image per split (metrics.is.splits)
 
 
 def inception_scores(ctx: MetricContext, shared: dict) -> tuple[dict[str, float], dict]:
