@@ -1,4 +1,5 @@
 """Checkpoints on generator iterations, written atomically."""
+import contextlib
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -52,10 +53,8 @@ class GeneratorStepCheckpoint(pl.Callback):
 
     def on_exception(self, trainer, pl_module, exception) -> None:
         if isinstance(exception, SIGTERMException):  # preempted: every rank is here, at the same step
-            try:
+            with contextlib.suppress(TrainingDiverged):  # nothing finite to add: the last checkpoint stays
                 self._save_last(trainer, pl_module)
-            except TrainingDiverged:
-                pass  # nothing finite to add: the last checkpoint stays
 
     def _save_last(self, trainer, pl_module) -> None:
         if self.save_last and pl_module.g_iter != self._last_saved:
