@@ -26,7 +26,9 @@ def slow_save(obj, f, *args, **kwargs):
             real_save(obj, buffer, *args, **kwargs)
             f.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
             f.flush()
-            Path(os.environ["SLOW_SAVE_MARKER"]).write_text(str(f.name))
+            marker = Path(os.environ["SLOW_SAVE_MARKER"])
+            marker.with_suffix(".tmp").write_text(str(f.name))
+            os.replace(marker.with_suffix(".tmp"), marker)  # the test never reads a half-written marker
             time.sleep(600)
     return real_save(obj, f, *args, **kwargs)
 
