@@ -6,9 +6,9 @@ BatchNorm, ReLU, conv3x3, tanh. E mirrors it: one down-sampling residual block p
 entries; the discriminator is still the head on that code (avg or linear, `ogan.disc_head`).
 
 Why the mean: rho is blind to the code's scale, so its gradient shrinks as 1 / |code| while the
-adversarial term's does not. Summed over the 16 positions, the initial code is about 50x larger
-than with the mean (per-sample norm 11.9 vs 0.22 at width 16; the DCGAN E's is 0.011), and the
-correlation term is drowned: rho stays at 0.01 instead of rising (README, "The comparison").
+adversarial term's does not, and under RMSprop the code's scale acts as a weight on the correlation
+term. Summed over the 16 positions the code is 16x larger and the term is drowned: rho stays at
+0.01 instead of 0.19 after 300 iterations on the digits (README, "The comparison").
 
 Widths: G has width * min(16, 2^(U - i)) channels at 4x4 * 2^i, U = log2(R / 4), so width=64
 gives 512, 256, 128, 64 at 32x32 and BigGAN's 1024, 1024, 512, 256, 128, 64 at 128x128; E's
