@@ -26,9 +26,8 @@ def slow_save(obj, f, *args, **kwargs):
             real_save(obj, buffer, *args, **kwargs)
             f.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
             f.flush()
-            marker = Path(os.environ["SLOW_SAVE_MARKER"])
-            marker.with_suffix(".tmp").write_text(str(f.name))
-            os.replace(marker.with_suffix(".tmp"), marker)  # the test never reads a half-written marker
+            # atomic: the test must never read a half-written marker
+            atomic_write(os.environ["SLOW_SAVE_MARKER"], lambda marker: marker.write(str(f.name).encode()))
             time.sleep(600)
     return real_save(obj, f, *args, **kwargs)
 
@@ -36,6 +35,7 @@ def slow_save(obj, f, *args, **kwargs):
 torch.save = slow_save
 
 from ogan_pl.cli import run  # noqa: E402
+from ogan_pl.io import atomic_write  # noqa: E402
 from ogan_pl.train import train  # noqa: E402
 
 if __name__ == "__main__":
