@@ -1,6 +1,7 @@
 """`python train.py`: compose, validate, build, fit. All logic of the entry point lives here."""
 import contextlib
 import logging
+import signal
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -10,24 +11,34 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from ogan_pl.callbacks import GeneratorStepCheckpoint
+from ogan_pl.callbacks import EndOfRun, GeneratorStepCheckpoint, TimedWork
 from ogan_pl.config import configure_torch, instantiate_or_explain, optimizer_steps_per_iteration, run_config, validate
 from ogan_pl.distributed import GradientAllReduceDDP, make_strategy, process_rank
 from ogan_pl.errors import UserError
 from ogan_pl.loading import read_checkpoint, stored_config
 from ogan_pl.module import OGAN
-from ogan_pl.preemption import PreemptionSignals
 from ogan_pl.registry import DATASETS
 from ogan_pl.resume import find_resume_checkpoint
 from ogan_pl.rundir import RunDirectoryLock, first_difference, save_run_config
+from ogan_pl.stopping import StopRequested, StopSignals
 from ogan_pl.sweep import write_result
 
 log = logging.getLogger(__name__)
 
 
-def instantiate_group(group: DictConfig | None) -> list:
-    """Instantiate every entry of a group such as `callbacks` or `logger` that has a _target_."""
-    return [instantiate_or_explain(node) for node in (group or {}).values() if node and "_target_" in node]
+def build_callbacks(group: DictConfig | None) -> list:
+    """The `callbacks` group, in order, checkpoints last (a checkpoint holds the state other callbacks
+    updated at the same step, e.g. a best metric), then `EndOfRun`, which runs their end-of-run work
+    after the final last.ckpt is written."""
+    callbacks = []
+    for key, node in (group or {}).items():
+        if node and "_target_" in node:
+            callback = instantiate_or_explain(node)
+            if isinstance(callback, TimedWork):
+                callback.key = str(key)
+            callbacks.append(callback)
+    callbacks.sort(key=lambda cb: isinstance(cb, GeneratorStepCheckpoint))
+    return [*callbacks, EndOfRun()]
 
 
 def finish_wandb() -> None:
@@ -128,6 +139,28 @@ def resume_checkpoint(cfg: DictConfig, out_dir: Path) -> str | None:
     return str(path)
 
 
+def report_stop(signals: StopSignals, stop: SIGTERMException, model: OGAN | None, callbacks: list) -> None:
+    """One line on what a stop signal ended and what it skipped; requeue if asked; exit 128 + signal."""
+    received = signals.received or getattr(stop, "signum", None) or signal.SIGTERM
+    checkpoint = next((cb for cb in callbacks if isinstance(cb, GeneratorStepCheckpoint)), None)
+    if isinstance(stop, StopRequested) and not (checkpoint is not None and checkpoint.trained(model)):
+        what = f"during {stop.during}, before any training step; the run directory's checkpoints are unchanged"
+    else:
+        what = f"at generator iteration {model.g_iter}"
+        if isinstance(stop, StopRequested):
+            what += f", during {stop.during}"
+            if stop.skipped:
+                what += f" (skipped: {', '.join(stop.skipped)})"
+        what += f"; last.ckpt saved ({checkpoint.last_path})" if checkpoint is not None else ""
+    will_requeue = signals.requeue_requested
+    if process_rank() == 0:
+        log.warning("stopped by %s %s; %s", received.name, what, "requeueing the job" if will_requeue else
+                    "run again with the same run directory (resume=auto) to continue")
+    if will_requeue:
+        signals.requeue()  # submitit's handler exits here
+    raise SystemExit(128 + int(received))
+
+
 def run_result(trainer: pl.Trainer, model: OGAN) -> dict:
     """The finished job's final logged scalars (losses, rho, FID if measured) and its length.
 
@@ -154,30 +187,18 @@ def train(cfg: DictConfig) -> float | dict:
 
 def fit(cfg: DictConfig, out_dir: Path, ckpt_path: str | None) -> float | dict:
     pl.seed_everything(cfg.seed, workers=True)
-    callbacks = instantiate_group(cfg.get("callbacks"))  # cheap: their bad values fail before the data is read
-    datamodule, model = build_data_and_model(cfg)
-    # checkpoints last, so a checkpoint holds the state other callbacks updated at the same step (best FID)
-    callbacks.sort(key=lambda cb: isinstance(cb, GeneratorStepCheckpoint))
-    trainer = build_trainer(cfg, callbacks, resuming=ckpt_path is not None)
-
-    with PreemptionSignals(requeue=cfg.preemption.requeue) as signals:
+    with StopSignals(requeue=cfg.preemption.requeue) as signals:
+        model, callbacks = None, []
         try:
+            callbacks = build_callbacks(cfg.get("callbacks"))  # cheap: bad values fail before the data is read
+            datamodule, model = build_data_and_model(cfg)
+            trainer = build_trainer(cfg, callbacks, resuming=ckpt_path is not None)
             # weights_only: a checkpoint cannot run code while it is loaded
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-            stopped = False
-        except SIGTERMException:  # Lightning stopped between two steps; last.ckpt was saved then
-            signals.note_sigterm()
-            stopped = True
+        except SIGTERMException as stop:  # a stop signal (ogan_pl.stopping): last.ckpt holds the latest step
+            report_stop(signals, stop, model, callbacks)
         finally:
             finish_wandb()
-        if stopped:
-            will_requeue = signals.requeue_requested
-            log.warning("stopped by %s at generator iteration %d; last.ckpt saved; %s", signals.received.name,
-                        model.g_iter, "requeueing the job" if will_requeue else
-                        "run again with the same run directory (resume=auto) to continue")
-            if will_requeue:
-                signals.requeue()  # submitit's handler exits here
-            raise SystemExit(128 + int(signals.received))
 
     result = run_result(trainer, model)
     if trainer.is_global_zero:

@@ -34,7 +34,7 @@ def assert_same_state(restored: dict, saved: dict) -> None:
                 assert torch.equal(torch.as_tensor(got["state"][pid][name]), torch.as_tensor(tensor)), (pid, name)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGUSR1])
 def test_stop_signal_saves_and_resume_auto_continues(tmp_path, signum):
     proc = start_in(tmp_path, "train.py", *LONG)
     wait_for(tmp_path / "run" / "checkpoints" / "giter_0000025.ckpt", proc)

@@ -1,18 +1,21 @@
 """Sample / reconstruction / interpolation grids during training, saved as PNG and logged."""
 import logging
+import time
 from pathlib import Path
 
-import pytorch_lightning as pl
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 
+from ogan_pl.callbacks.work import TimedWork
 from ogan_pl.errors import UserError
 from ogan_pl.grids import GridInputs, check_layout, make_grids, save_grids
 
 log = logging.getLogger(__name__)
 
 
-class ImageGrids(pl.Callback):
+class ImageGrids(TimedWork):
     """Every `every_n_steps` generator iterations and at the end of training, from the EMA weights."""
+
+    label = "grids"
 
     def __init__(self, dirpath: str, every_n_steps: int = 500, n_samples: int = 64, n_recon: int = 32,
                  interp_rows: int = 4, interp_steps: int = 8, seed: int = 0, use_ema: bool = True):
@@ -35,17 +38,20 @@ class ImageGrids(pl.Callback):
         if pl_module.g_iter % self.every_n_steps == 0:
             self.write(trainer, pl_module)
 
-    def on_train_end(self, trainer, pl_module) -> None:
+    def end_of_run(self, trainer, pl_module, train_seconds: float) -> str | None:
         self.write(trainer, pl_module)
+        return None
 
     def write(self, trainer, pl_module) -> None:
         step = pl_module.g_iter
         if not trainer.is_global_zero or self.inputs is None or step == self._last_written:
             return
         self._last_written = step
-        grids = make_grids(pl_module, self.inputs, self.use_ema)
-        paths = save_grids(grids, self.dirpath, suffix=f"_{step:07d}")
-        log.info("grids at generator iteration %d: %s", step, self.dirpath)
+        start = time.perf_counter()
+        with self.working():
+            grids = make_grids(pl_module, self.inputs, self.use_ema)
+            paths = save_grids(grids, self.dirpath, suffix=f"_{step:07d}")
+        log.info("grids at generator iteration %d: %s (%.1f s)", step, self.dirpath, time.perf_counter() - start)
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 for name, path in paths.items():

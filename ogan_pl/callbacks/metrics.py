@@ -4,20 +4,29 @@ import math
 import time
 from pathlib import Path
 
-import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from ogan_pl.callbacks.work import TimedWork
 from ogan_pl.errors import UserError
 from ogan_pl.io import append_jsonl, now_iso
 from ogan_pl.metrics import MetricContext, MetricSet
+from ogan_pl.stopping import deferred
 
 log = logging.getLogger(__name__)
 
 
-class MetricsCallback(pl.Callback):
+AT_END = ("auto", "always", "never")
+
+
+class MetricsCallback(TimedWork):
     """Every `every_n_steps` generator iterations and at the end: the metrics named in `names` (any
     registered metric, `python -m ogan_pl.parts`), with `n_samples` generated images from fixed noise.
+
+    At the end, `at_end`: always; never; or auto, which scores only when the run is long enough for
+    it to be bounded by the training: it has scored during this process's training and that scoring
+    took no longer than the training so far (a run of a few iterations ends in seconds, and says how
+    to score it with evaluate.py).
 
     Under DDP, distributed metrics (FID/KID/IS) have every rank generate its share of the noise and
     take part in the compute (torchmetrics sums the feature statistics; the real statistics sit on
@@ -29,11 +38,13 @@ class MetricsCallback(pl.Callback):
     def __init__(self, names=("fid",), monitor: str | None = "fid", every_n_steps: int = 5000,
                  n_samples: int = 10000, n_real: int | None = None, seed: int = 0, use_ema: bool = True,
                  metrics: dict | None = None, cache_dir: str = ".cache/ogan_pl", checkpoint_dir: str | None = None,
-                 results_file: str | None = None, optional: bool = False):
+                 results_file: str | None = None, optional: bool = False, at_end: str = "auto"):
         if every_n_steps < 1:
             raise UserError(f"callbacks.fid.every_n_steps must be >= 1, got {every_n_steps}")
         if n_samples < 2:
             raise UserError(f"callbacks.fid.n_samples must be >= 2, got {n_samples}")
+        if at_end not in AT_END:
+            raise UserError(f"callbacks.fid.at_end={at_end!r} must be one of {', '.join(AT_END)}")
         options = OmegaConf.to_container(metrics, resolve=True) if isinstance(metrics, DictConfig) else dict(metrics or {})
         self.names = list(names)
         self.metric_set = MetricSet(self.names, options)
@@ -51,8 +62,10 @@ class MetricsCallback(pl.Callback):
         self.best = math.inf if self._lower_is_better else -math.inf
         self.best_g_iter = -1
         self.optional = optional
+        self.at_end = at_end
         self.last: tuple[dict, dict] | None = None  # the latest (scores, protocol), for the summary
         self._last_scored = -1
+        self.last_seconds: float | None = None  # how long the latest scoring of this process took
         self._ready = False
 
     @property
@@ -99,8 +112,26 @@ class MetricsCallback(pl.Callback):
         if pl_module.g_iter % self.every_n_steps == 0:
             self.score(trainer, pl_module)
 
-    def on_train_end(self, trainer, pl_module) -> None:
-        self.score(trainer, pl_module)
+    @property
+    def label(self) -> str:
+        return f"{self.key or 'metrics'} metrics"
+
+    def end_of_run(self, trainer, pl_module, train_seconds: float) -> str | None:
+        if not self._ready or pl_module.g_iter == self._last_scored:
+            return None
+        cost = self.last_seconds  # the latest scoring's: the first one also trains or loads feature networks
+        if self.at_end == "never" or (self.at_end == "auto" and cost is not None and cost > train_seconds):
+            why = ("at_end=never" if self.at_end == "never" else
+                   f"a scoring takes {cost:.0f} s, longer than this run's training ({train_seconds:.0f} s)")
+        elif self.at_end == "auto" and cost is None:
+            why = (f"not scored during this run's training (every_n_steps={self.every_n_steps}), so its cost "
+                   "is not known to be smaller than the training's")
+        else:
+            self.score(trainer, pl_module)
+            return None
+        last = next((cb.last_path for cb in trainer.callbacks if hasattr(cb, "last_path")), "CHECKPOINT")
+        return (f"{why}; for these scores set {self.option}.at_end=always, or run python evaluate.py "
+                f"ckpt={last} metrics.names=[{','.join(self.names)}]")
 
     def score(self, trainer, pl_module) -> dict | None:
         step = pl_module.g_iter
@@ -108,8 +139,9 @@ class MetricsCallback(pl.Callback):
             return None
         self._last_scored = step
         start = time.perf_counter()
-        scores, protocol = self.metric_set.compute(self._context(trainer, pl_module))
-        seconds = time.perf_counter() - start
+        with self.working():
+            scores, protocol = self.metric_set.compute(self._context(trainer, pl_module))
+        seconds = self.last_seconds = time.perf_counter() - start
         self.last = (scores, protocol)
         if not trainer.is_global_zero:
             return scores
@@ -134,7 +166,8 @@ class MetricsCallback(pl.Callback):
             append_jsonl(self.results_file, record)
         if improved and self.checkpoint_dir is not None:
             name = self.monitor.replace("/", "_")
-            trainer.save_checkpoint(self.checkpoint_dir / f"best_{name}.ckpt", weights_only=False)
+            with deferred():
+                trainer.save_checkpoint(self.checkpoint_dir / f"best_{name}.ckpt", weights_only=False)
         return scores
 
     def state_dict(self) -> dict:

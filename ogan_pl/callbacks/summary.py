@@ -1,14 +1,13 @@
 """The few lines a newcomer reads when training ends: where the grids are, and how good G and E
 are, each number next to the same number for real data."""
 import logging
-import time
 from pathlib import Path
 
-import pytorch_lightning as pl
 import torch
 
 from ogan_pl.callbacks.images import ImageGrids
 from ogan_pl.callbacks.metrics import MetricsCallback
+from ogan_pl.callbacks.work import TimedWork
 from ogan_pl.metrics.encoder import mean_correlation
 
 log = logging.getLogger(__name__)
@@ -23,28 +22,40 @@ LINES = [
 ]
 
 
-class TrainingSummary(pl.Callback):
+class TrainingSummary(TimedWork):
     """At the end of training (rank 0): grids folder, the last scores of the metrics callbacks with
-    their real-data references, and mean rho(z, E(G(z))) on `n_rho` fresh z."""
+    their real-data references, and mean rho(z, E(G(z))) on `n_rho` fresh z, or on as many z as the
+    run trained on images (at least `MIN_RHO`) when that is fewer: the summary of a run of a few
+    iterations costs no more than the run."""
+
+    label = "summary"
+    end_order = 1  # after the work whose scores it reports
+    MIN_RHO = 64
 
     def __init__(self, n_rho: int = 2000):
         self.n_rho = n_rho
-        self._start = time.perf_counter()
+        self._start_kimg = 0.0
 
     def on_train_start(self, trainer, pl_module) -> None:
-        self._start = time.perf_counter()
+        self._start_kimg = pl_module.kimg
 
-    def on_train_end(self, trainer, pl_module) -> None:
-        if not trainer.is_global_zero:
-            return
+    def end_of_run(self, trainer, pl_module, train_seconds: float) -> str | None:
+        if trainer.is_global_zero:
+            with self.working():
+                self.write(trainer, pl_module, train_seconds)
+        return None
+
+    def write(self, trainer, pl_module, train_seconds: float) -> None:
         scores, reference = {}, {}
         for cb in trainer.callbacks:
             if isinstance(cb, MetricsCallback) and cb.last is not None:
                 scores.update(cb.last[0])
                 reference.update(cb.last[1].get("reference", {}))
         grids = next((cb.dirpath for cb in trainer.callbacks if isinstance(cb, ImageGrids)), None)
-        minutes = (time.perf_counter() - self._start) / 60
-        rho = mean_correlation(pl_module, self.n_rho, seed=1)
+        minutes = train_seconds / 60
+        trained = round(1000 * (pl_module.kimg - self._start_kimg))
+        n_rho = min(self.n_rho, max(self.MIN_RHO, trained))
+        rho = mean_correlation(pl_module, n_rho, seed=1)
         # in the run's result.json and the sweep summary too (the encoder metric's value, if it ran, stays)
         trainer.callback_metrics.setdefault("metrics/encoder/rho", torch.tensor(rho))
         lines = [f"== O-GAN after {pl_module.g_iter} generator iterations ({minutes:.1f} min of training) =="]
@@ -57,5 +68,5 @@ class TrainingSummary(pl.Callback):
             if ref_label and key in reference:
                 line += f"   ({ref_label}: {reference[key]:{fmt}})"
             lines.append(line)
-        lines.append(f"{'rho(z, E(G(z))) on fresh z (1 = E inverts G)':<44} {rho:.3f}")
+        lines.append(f"{f'rho(z, E(G(z))) on {n_rho} fresh z (1 = E inverts G)':<44} {rho:.3f}")
         print("\n".join(lines), flush=True)
