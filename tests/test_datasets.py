@@ -422,7 +422,8 @@ def test_every_experiment_composes_and_runs_two_steps(run_script, tmp_path, ince
                 else write_folder(tmp_path / "data", n_clean=10, bad=False))
         args += [f"dataset.root={root}", "dataset.batch_size=2", "dataset.holdout_size=2", "dataset.num_workers=0"]
     if "fid" in preset["callbacks"]:
-        args += ["callbacks.fid.n_samples=4", "callbacks.fid.n_real=4", "metrics.batch_size=4",
+        # at_end=always: a 2-step run would skip it (at_end=auto, ogan_pl/callbacks/work.py)
+        args += ["callbacks.fid.at_end=always", "callbacks.fid.n_samples=4", "callbacks.fid.n_real=4", "metrics.batch_size=4",
                  f"metrics.inception_weights={inception_weights}"]
     run_script(*(["train.py"] + args), timeout=600)
     stored = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)

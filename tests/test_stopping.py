@@ -170,3 +170,27 @@ def test_the_short_run_benchmark_reports_each_architecture(tmp_path):
     assert 0 < run["after_last_step_s"] < run["wall_s"]
     bad = run_in(tmp_path, "-m", "ogan_pl.bench_short_runs", "--models", "nosuch", check=False)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no such config" in bad.stderr
+
+
+@pytest.mark.parametrize("at_end,last_seconds,train_seconds,scores", [
+    ("auto", None, 100.0, False),  # never scored in this process: its cost is unknown
+    ("auto", 5.0, 100.0, True),  # a scoring costs less than the training: the end is scored
+    ("auto", 50.0, 10.0, False),  # it costs more than the training
+    ("always", None, 1.0, True),
+    ("never", 1.0, 100.0, False),
+])
+def test_end_of_run_metrics_are_bounded_by_the_training_time(at_end, last_seconds, train_seconds, scores):
+    from types import SimpleNamespace
+
+    from ogan_pl.callbacks import MetricsCallback
+
+    callback = MetricsCallback(names=["is_classifier"], monitor=None, every_n_steps=500, n_samples=100, at_end=at_end)
+    callback.key, callback._ready, callback.last_seconds = "quality", True, last_seconds
+    scored = []
+    callback.score = lambda trainer, module: scored.append(module.g_iter)
+    trainer = SimpleNamespace(callbacks=[SimpleNamespace(last_path="run/checkpoints/last.ckpt")])
+    why = callback.end_of_run(trainer, SimpleNamespace(g_iter=7), train_seconds)
+    assert bool(scored) == scores and (why is None) == scores
+    if not scores:
+        assert "callbacks.quality.at_end=always" in why and "ckpt=run/checkpoints/last.ckpt" in why
+        assert "metrics.names=[is_classifier]" in why
