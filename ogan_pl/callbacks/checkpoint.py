@@ -2,7 +2,6 @@
 import contextlib
 from pathlib import Path
 
-import pytorch_lightning as pl
 from pytorch_lightning.plugins import TorchCheckpointIO
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
