@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test clean
+.PHONY: install train test docs images clean
 
 install: $(STAMP)
 
@@ -21,8 +21,18 @@ train: install   ## train on the built-in real digits (extra overrides: make tra
 # wait on its start-up, so two single-threaded workers keep both cores busy (PYTEST_WORKERS=0: one process).
 PYTEST_WORKERS ?= 2
 
-test: install    ## the whole test suite, W&B offline
+test: install docs    ## the docs site (a broken link fails), then the whole test suite, W&B offline
 	WANDB_MODE=offline OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
+docs: install    ## build the docs site into site/ (offline; --strict: a broken link or a missing page fails)
+	$(BIN)/python -m mkdocs build --strict --quiet --site-dir site
+
+IMAGES_RUN := logs/images_run
+images: install  ## train a fresh default run and copy its final grids to docs/images/ (the README's pictures)
+	rm -rf $(IMAGES_RUN)
+	$(BIN)/python train.py hydra.run.dir=$(IMAGES_RUN) $(ARGS)
+	for grid in samples reconstructions interpolations; do \
+	  cp "$$(ls $(IMAGES_RUN)/images/$${grid}_*.png | tail -n 1)" docs/images/$$grid.png; done
+
 clean:
-	rm -rf logs outputs .pytest_cache
+	rm -rf logs outputs .pytest_cache site

@@ -1,6 +1,5 @@
-"""Evaluate a checkpoint: `python evaluate.py ckpt=PATH [overrides]` (see README.md and conf/evaluate.yaml)."""
-from ogan_pl.cli import run
-from ogan_pl.evaluate import evaluate
+"""Evaluate a checkpoint: `python evaluate.py ckpt=PATH [overrides]` (the same as `ogan-evaluate`; see conf/evaluate.yaml)."""
+from ogan_pl.run.evaluate import main
 
 if __name__ == "__main__":
-    run("evaluate", evaluate)
+    main()

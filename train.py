@@ -1,6 +1,5 @@
-"""Train an O-GAN: `python train.py [overrides]` (see README.md and conf/config.yaml)."""
-from ogan_pl.cli import run
-from ogan_pl.train import train
+"""Train an O-GAN: `python train.py [overrides]` (the same as `ogan-train`; see README.md and conf/config.yaml)."""
+from ogan_pl.run.train import main
 
 if __name__ == "__main__":
-    run("config", train)
+    main()

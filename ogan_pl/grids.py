@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
-from ogan_pl.schema import check_int
+from ogan_pl.parts.values import check_int
 
 GRID_NAMES = ("samples", "reconstructions", "interpolations")
 

@@ -9,25 +9,33 @@ whole step; Lightning's `training_step` and the bench's bare loop both call it.
 import contextlib
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
-from ogan_pl.augment import Augment
-from ogan_pl.config import optimizer_steps_per_iteration
-from ogan_pl.distributed import all_reduce_mean_, rank_seed
-from ogan_pl.ema import EMA
-from ogan_pl.errors import TrainingDiverged
-from ogan_pl.loading import check_recipe, load_model, recipe
-from ogan_pl.losses import LossInputs, correlation, standardize
-from ogan_pl.models import DiscriminatorHead
-from ogan_pl.parts import load_plugins, loaded_plugins
-from ogan_pl.registry import ARCHITECTURES, AUGMENTS, LOSSES, OPTIMIZERS
+from ogan_pl.checkpoints import read_checkpoint, stored_config
+from ogan_pl.method.augment import Augment
+from ogan_pl.method.correlation import correlation, standardize
+from ogan_pl.method.ema import EMA
+from ogan_pl.method.head import DiscriminatorHead
+from ogan_pl.method.losses import LossInputs
+from ogan_pl.parts.plugins import load_plugins, loaded_plugins
+from ogan_pl.parts.recipe import check_recipe, recipe
+from ogan_pl.parts.registry import ARCHITECTURES, AUGMENTS, LOSSES, OPTIMIZERS
+from ogan_pl.utils.distributed import all_reduce_mean_
+from ogan_pl.utils.errors import TrainingDiverged, UserError
+from ogan_pl.utils.seeds import Stream, rank_seed
 
 # The EMA copies are in eval mode on purpose (they are never trained).
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+
+
+def optimizer_steps_per_iteration(train_cfg: Mapping) -> int:
+    """Lightning counts every optimizer step in global_step: n_critic E steps + 1 G step, or the joint
+    update's E and G steps."""
+    return 2 if train_cfg["update"] == "joint" else int(train_cfg["n_critic"]) + 1
 
 
 @contextlib.contextmanager
@@ -54,20 +62,19 @@ class OGAN(pl.LightningModule):
         # receives this module pickled (ddp_spawn) imports the same ones before it builds optimizers
         self._part_modules = loaded_plugins()
         self.save_hyperparameters({"config": config})
-        ogan = config.get("ogan", {})
-        speed = config.get("speed", {})
+        ogan, speed = config["ogan"], config["speed"]
         architecture = ARCHITECTURES.build(parts["model"], "model")
         self.z_dim = architecture.z_dim
-        self.recon_scale = float(ogan.get("recon_scale", 0.9))
-        self.seed = int(config.get("seed", 0))
+        self.recon_scale = float(ogan["recon_scale"])
+        self.seed = int(config["seed"])
         self.update_scheme = config["train"]["update"]
         self.n_critic = int(config["train"]["n_critic"])
         self.E = architecture.encoder()
         self.G = architecture.generator()
-        self.head = DiscriminatorHead(ogan.get("disc_head", "avg"), self.z_dim)
+        self.head = DiscriminatorHead(ogan["disc_head"], self.z_dim)
         self.objective = LOSSES.build(parts["loss"], "loss")
         self.augment = AUGMENTS.build(parts["augment"], "augment") if "augment" in parts else Augment()
-        decay = float(ogan.get("ema_decay", 0.999))
+        decay = float(ogan["ema_decay"])
         self.E_ema = EMA(self.E, decay) if decay > 0 else None
         self.G_ema = EMA(self.G, decay) if decay > 0 else None
         self.automatic_optimization = False
@@ -78,17 +85,34 @@ class OGAN(pl.LightningModule):
         self.images_per_sec = 0.0
         self._noise_generator: torch.Generator | None = None
         self._last_penalty: Tensor | None = None
-        self.channels_last_setting = speed.get("channels_last", False)
-        self.compile_networks = bool(speed.get("compile", False))
+        self.channels_last_setting = speed["channels_last"]
+        self.compile_networks = bool(speed["compile"])
         self.channels_last = False  # decided on the device, in on_fit_start
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path, map_location=None, plugins=(), **kwargs):
-        """Load through ogan_pl.loading: weights-only unpickling, and only registered parts are built."""
+        """OGAN from a train.py checkpoint, read through ogan_pl.checkpoints (weights-only unpickling,
+        only registered parts built); `plugins`: the user's own part modules to import first."""
         if kwargs:
             raise TypeError(f"OGAN.load_from_checkpoint takes no {', '.join(kwargs)}: the model is rebuilt from "
                             "the config stored in the checkpoint")
-        return load_model(checkpoint_path, map_location if map_location is not None else "cpu", plugins)
+        load_plugins(plugins)
+        return cls.from_checkpoint(read_checkpoint(checkpoint_path), map_location, str(checkpoint_path))
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: dict, map_location: str | torch.device | None = "cpu",
+                        path: str = "checkpoint") -> "OGAN":
+        """An OGAN with a read checkpoint's weights, counters and EMA, built from its checked config."""
+        config = stored_config(checkpoint, path)
+        check_recipe(config)
+        model = cls(config)
+        try:
+            model.load_state_dict(checkpoint["state_dict"])
+        except (RuntimeError, TypeError, ValueError) as err:
+            first = (str(err).strip().splitlines() or [""])[0][:200]
+            raise UserError(f"{path}: its weights do not fit the model its config describes ({first})") from None
+        model.on_load_checkpoint(checkpoint)
+        return model.to(map_location if map_location is not None else "cpu")
 
     # ----------------------------------------------------------------- the discriminator
     def encode_fp32(self, x: Tensor) -> Tensor:
@@ -126,7 +150,7 @@ class OGAN(pl.LightningModule):
         if self._noise_generator is None or self._noise_generator.device != self.device:
             self._noise_generator = torch.Generator(device=self.device)
         rank = self.global_rank if self._trainer is not None else 0
-        self._noise_generator.manual_seed(rank_seed(self.seed, rank, self.g_iter))
+        self._noise_generator.manual_seed(rank_seed(self.seed, rank, self.g_iter, Stream.NOISE))
 
     # ----------------------------------------------------------------- optimizers
     def configure_optimizers(self):
@@ -153,13 +177,13 @@ class OGAN(pl.LightningModule):
         e_fake = self.encode_fp32(self.augmented(fake))
         d_fake = self.head(e_fake)
         code = self.rho_code(fake, e_fake)
-        s = LossInputs(z=z, x_real=x, x_fake=fake, d_fake=d_fake, rho=correlation(z, code),
+        inputs = LossInputs(z=z, x_real=x, x_fake=fake, d_fake=d_fake, rho=correlation(z, code),
                        disc=self.discriminate, real_scores=d_real, code_fake=code, step=step,
                        generator=self._noise_generator)
-        loss, parts = self.objective.encoder_loss(s)
+        loss, parts = self.objective.encoder_loss(inputs)
         if "penalty" in parts:
             parts["penalty"] = self._logged_penalty(parts["penalty"], step)
-        return loss, {"loss_e": loss, "rho_e": s.rho.mean(), "d_real": s.d_real.mean(), "d_fake": s.d_fake.mean(),
+        return loss, {"loss_e": loss, "rho_e": inputs.rho.mean(), "d_real": inputs.d_real.mean(), "d_fake": inputs.d_fake.mean(),
                       **parts}
 
     def generator_objective(self, x: Tensor, z: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
@@ -168,10 +192,10 @@ class OGAN(pl.LightningModule):
         e_fake = self.encode_fp32(self.augmented(fake))
         code = self.rho_code(fake, e_fake)
         rho = correlation(z, code)  # (the order of these two fixes the float rounding of E's backward)
-        s = LossInputs(z=z, x_real=x, x_fake=fake.detach(), d_fake=self.head(e_fake), rho=rho,
+        inputs = LossInputs(z=z, x_real=x, x_fake=fake.detach(), d_fake=self.head(e_fake), rho=rho,
                        disc=self.discriminate, code_fake=code)
-        loss, parts = self.objective.generator_loss(s)
-        return loss, {"loss_g": loss, "rho": s.rho.mean(), **parts}
+        loss, parts = self.objective.generator_loss(inputs)
+        return loss, {"loss_g": loss, "rho": inputs.rho.mean(), **parts}
 
     def joint_objective(self, x: Tensor, z: Tensor, step: int) -> tuple[Tensor, dict[str, Tensor]]:
         """The reference code's single loss over E and G, with a stop-gradient copy of G(z)."""
@@ -183,13 +207,13 @@ class OGAN(pl.LightningModule):
                                      self.encode_fp32(fake_aug.detach()))
         d_real, d_fake, d_fake_ng = self.head(e_real), self.head(e_fake), self.head(e_fake_ng)
         code = self.rho_code(fake, e_fake)
-        s = LossInputs(z=z, x_real=x, x_fake=fake_ng, d_fake=d_fake_ng, rho=correlation(z, code),
+        inputs = LossInputs(z=z, x_real=x, x_fake=fake_ng, d_fake=d_fake_ng, rho=correlation(z, code),
                        disc=self.discriminate, real_scores=d_real, code_fake=code, step=step,
                        generator=self._noise_generator)
-        loss, parts = self.objective.joint_loss(s, d_fake_g=d_fake)
+        loss, parts = self.objective.joint_loss(inputs, d_fake_g=d_fake)
         if "penalty" in parts:
             parts["penalty"] = self._logged_penalty(parts["penalty"], step)
-        return loss, {"loss": loss, "rho": s.rho.mean(), "d_real": s.d_real.mean(), "d_fake": s.d_fake.mean(), **parts}
+        return loss, {"loss": loss, "rho": inputs.rho.mean(), "d_real": inputs.d_real.mean(), "d_fake": inputs.d_fake.mean(), **parts}
 
     # ----------------------------------------------------------------- training
     def train_iteration(self, reals: Tensor, opt_e, opt_g, backward: Callable[[Tensor], None]) -> dict[str, Tensor]:
@@ -315,7 +339,7 @@ class OGAN(pl.LightningModule):
     def on_train_start(self) -> None:
         self._speed_mark = None
         # other randomness on the device (e.g. the data flip) differs per rank too
-        torch.manual_seed(rank_seed(self.seed, self.global_rank, 0, stream=1))
+        torch.manual_seed(rank_seed(self.seed, self.global_rank, 0, Stream.DEVICE))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["ogan"] = {"g_iter": self.g_iter, "images_seen": self.images_seen}

@@ -6,7 +6,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from ogan_pl.run.setup import register_resolvers
+
 ROOT = Path(__file__).resolve().parents[1]
+register_resolvers()  # the tests compose conf/ as every command does
 
 
 def tiny_config(**overrides) -> dict:

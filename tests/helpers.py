@@ -2,7 +2,7 @@
 import pytorch_lightning as pl
 import torch
 
-from ogan_pl.io import atomic_torch_save
+from ogan_pl.utils.io import atomic_torch_save
 
 
 def _state(trainer, pl_module) -> dict:

@@ -3,8 +3,8 @@ O-GAN applies it (E and G steps, never reconstructions), and its one-line errors
 import pytest
 import torch
 
-from ogan_pl.augment import DiffAugment, brightness, contrast, cutout, saturation, translation
-from ogan_pl.errors import UserError
+from ogan_pl.method.augment import DiffAugment, brightness, contrast, cutout, saturation, translation
+from ogan_pl.utils.errors import UserError
 
 
 def test_translation_is_an_integer_shift_with_zeros_entering():

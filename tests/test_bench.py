@@ -13,7 +13,7 @@ BENCH = [*TINY, "logger=none", "bench.steps=2", "bench.warmup=1", "bench.repeats
 
 
 def test_bench_reports_every_measure_as_json(run_script, tmp_path, inception_weights):
-    proc = run_script("ogan_pl/bench.py", *BENCH, f"metrics.inception_weights={inception_weights}")
+    proc = run_script("-m", "ogan_pl.tools.bench", *BENCH, f"metrics.inception_weights={inception_weights}")
     result = json.loads((tmp_path / "bench" / "bench.json").read_text())
     for key in ("lightning_step", "bare_step", "input_pipeline", "generate", "fid_features"):
         entry = result[key]
@@ -30,7 +30,7 @@ def test_bench_reports_every_measure_as_json(run_script, tmp_path, inception_wei
 
 
 def test_bench_without_inception_weights_skips_only_that_measure(run_script, tmp_path, torch_home_empty):
-    run_script("ogan_pl/bench.py", *BENCH)
+    run_script("-m", "ogan_pl.tools.bench", *BENCH)
     result = json.loads((tmp_path / "bench" / "bench.json").read_text())
     assert "metrics.inception_weights=PATH" in result["fid_features"]["skipped"]
     assert result["generate"]["median"] > 0
@@ -39,7 +39,7 @@ def test_bench_without_inception_weights_skips_only_that_measure(run_script, tmp
 def test_bench_of_a_gradient_penalty_loss_runs_without_a_flop_count(run_script, tmp_path, torch_home_empty):
     """torch's FLOP counter cannot trace R1's double backward: the bench still measures the speed
     (how `loss.reg_every` was measured) and says the FLOPs were not counted."""
-    proc = run_script("ogan_pl/bench.py", *BENCH, "loss=nsgan", "loss.r1_gamma=1")  # R1 on every update
+    proc = run_script("-m", "ogan_pl.tools.bench", *BENCH, "loss=nsgan", "loss.r1_gamma=1")  # R1 on every update
     result = json.loads((tmp_path / "bench" / "bench.json").read_text())
     assert result["lightning_step"]["median"] > 0 and result["bare_step"]["median"] > 0
     assert result["flops_per_step"] is None and result["tflops"] == {"lightning": None, "bare": None}
@@ -52,8 +52,8 @@ def test_step_flops_scale_with_the_batch():
     from hydra import compose, initialize_config_dir
     from omegaconf import open_dict
 
-    from ogan_pl.bench import step_flops
-    from ogan_pl.train import build_data_and_model
+    from ogan_pl.run.train import build_data_and_model
+    from ogan_pl.tools.bench import step_flops
     from tests.conftest import ROOT
 
     flops = []

@@ -4,9 +4,9 @@ import pytest
 import scipy.linalg
 import torch
 
-from ogan_pl.classifier import ClassifierSpec, cache_key, cache_path, load_or_train
 from ogan_pl.data.digits import DigitsDataModule, load_digits
-from ogan_pl.metrics.classifier import class_inception_score, frechet_distance, kernel_inception_distance
+from ogan_pl.metrics.classifier_metrics import class_inception_score, frechet_distance, kernel_inception_distance
+from ogan_pl.metrics.domain_classifier import ClassifierSpec, cache_key, cache_path, load_or_train
 
 FAST = ClassifierSpec(width=8, feature_dim=32, epochs=1, batch_size=256)
 
@@ -32,7 +32,7 @@ def test_digits_ship_with_the_package_split_fixed_and_stratified():
     small.setup()
     assert len(small.train_set) == 1000 and small.identity() != dm.identity()
     # a small-data run is judged against the whole dataset: the same classifier and real images
-    from ogan_pl.classifier import ClassifierSpec, cache_key
+    from ogan_pl.metrics.domain_classifier import ClassifierSpec, cache_key
 
     whole = small.reference()
     whole.setup()

@@ -1,6 +1,6 @@
 """train.py and evaluate.py end to end, run as a user runs them (subprocess, CPU, tiny configs)."""
-import json
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -219,8 +219,8 @@ def test_default_run_trains_on_the_builtin_digits_and_ends_with_a_summary(run_sc
 
 
 def test_equal_time_budget_run_ends_with_scores_in_its_result(run_script, tmp_path):
-    """experiment=digits_budget (the README's equal-time tables): the wall-clock budget ends the run,
-    then the classifier metrics and rho land in result.json, which `python -m ogan_pl.sweep` reads."""
+    """experiment=digits_budget (the equal-time tables of docs/results.md): the wall-clock budget ends the run,
+    then the classifier metrics and rho land in result.json, which `ogan-sweep-summary` reads."""
     run_script("train.py", "experiment=digits_budget", "trainer.max_time=00:00:00:03", "model.bottom_channels=16",
                "callbacks.quality.n_samples=200", "metrics.classifier.epochs=1", "callbacks.summary.n_rho=200",
                "hydra.run.dir=run", timeout=240)

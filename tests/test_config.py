@@ -3,8 +3,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf, open_dict
 
-import ogan_pl.config  # noqa: F401  registers the resolvers, as train.py does
+from ogan_pl.run.setup import register_resolvers
 
+register_resolvers()  # as every command does before it composes the config
 from tests.conftest import ROOT
 
 
@@ -26,7 +27,7 @@ def test_wandb_is_offline_unless_the_user_opts_in(monkeypatch, mode, offline):
 def test_every_config_group_option_composes_and_names_registered_parts():
     """Every option of every group composes, and every part it names passes the registry checks
     (check_parts: registered name, known arguments, the architecture's own rules)."""
-    from ogan_pl.config import check_parts
+    from ogan_pl.parts.checks import check_parts
 
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
         for group in ("model", "loss", "augment", "optim", "dataset", "trainer", "logger", "callbacks", "metrics",
@@ -66,8 +67,8 @@ def test_python_defaults_agree_with_the_yaml(group, option):
     every literal value in the YAML equals the Python default where the class has one."""
     import importlib
 
-    from ogan_pl.parts import load_plugins
-    from ogan_pl.registry import REGISTRIES
+    from ogan_pl.parts.plugins import load_plugins
+    from ogan_pl.parts.registry import REGISTRIES
 
     load_plugins()
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
@@ -75,7 +76,7 @@ def test_python_defaults_agree_with_the_yaml(group, option):
         cfg = compose("config", overrides=[f"{group}={option}"] + (["dataset=shapes"] if group != "dataset" else []))
     node = OmegaConf.to_container(cfg[group], resolve=False)
     if group == "metrics":  # each metric's options node
-        from ogan_pl.classifier import ClassifierSpec
+        from ogan_pl.metrics.domain_classifier import ClassifierSpec
 
         nodes = {name: (REGISTRIES["metrics"].get(name), node[name]) for name in ("kid", "is", "encoder", "kid_classifier")}
         nodes["classifier"] = (ClassifierSpec, node["classifier"])

@@ -6,7 +6,7 @@ import torch
 
 from ogan_pl.data import ShapesDataModule, to_model_range, to_uint8
 from ogan_pl.data.shapes import FACTORS, ShapesDataset, render, sample_factors
-from ogan_pl.errors import UserError
+from ogan_pl.utils.errors import UserError
 
 
 def test_shapes_deterministic_per_index_and_seed():

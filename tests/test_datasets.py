@@ -16,7 +16,7 @@ from ogan_pl.data import cache as cache_module
 from ogan_pl.data.cache import cached_images
 from ogan_pl.data.decode import Preprocess, decode
 from ogan_pl.data.sources import FolderSource
-from ogan_pl.errors import UserError
+from ogan_pl.utils.errors import UserError
 from tests.conftest import ROOT
 from tests.test_cli import TINY
 
@@ -441,7 +441,7 @@ def test_loader_benchmark_reports_raw_and_cached_speed(tmp_path):
     import sys
 
     root = write_folder(tmp_path / "imgs", n_clean=20, bad=False)
-    proc = subprocess.run([sys.executable, "-m", "ogan_pl.data.bench", "dataset=image_folder", f"dataset.root={root}",
+    proc = subprocess.run([sys.executable, "-m", "ogan_pl.tools.data_bench", "dataset=image_folder", f"dataset.root={root}",
                            "dataset.resolution=16", "dataset.batch_size=4", "dataset.num_workers=0",
                            "bench.batches=5", "bench.warmup=1", "hydra.run.dir=bench"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120,

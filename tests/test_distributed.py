@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from ogan_pl.config import launch_id
-from ogan_pl.distributed import GradientAllReduceDDP, make_strategy, rank_seed
-from ogan_pl.errors import UserError
+from ogan_pl.run.setup import launch_id
+from ogan_pl.utils.distributed import GradientAllReduceDDP, make_strategy
+from ogan_pl.utils.errors import UserError
+from ogan_pl.utils.seeds import rank_seed
 from tests.conftest import ROOT, run_in
 from tests.test_cli import TINY
 

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from ogan_pl.errors import UserError
-from ogan_pl.losses import GANQP, LSGAN, NSGAN, WGANGP, Hinge, LossInputs, RpGAN, correlation, standardize
+from ogan_pl.method.losses import GANQP, LSGAN, NSGAN, WGANGP, Hinge, LossInputs, RpGAN, correlation, standardize
+from ogan_pl.utils.errors import UserError
 
 
 def numpy_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -58,7 +58,7 @@ def inputs(d_real, d_fake, rho=None, x_real=None, x_fake=None, disc=None, step=0
 
 
 def gan_qp_numpy(e_real, e_fake, x_real, x_fake, z, lam):
-    """OGAN.md, transcribed: t_i, qp_i, L_E, L_G with avg = mean over the code."""
+    """docs/method.md ("The losses"), transcribed: t_i, qp_i, L_E, L_G with avg = mean over the code."""
     t = e_real.mean(1) - e_fake.mean(1)
     qp = t**2 / (4 * ((x_real - x_fake) ** 2).reshape(len(t), -1).mean(1))
     rho = numpy_pearson(z, e_fake)

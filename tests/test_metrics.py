@@ -10,10 +10,10 @@ import scipy.linalg
 import torch
 from torch import nn
 
-from ogan_pl.errors import UserError
 from ogan_pl.metrics import ImageMetrics, InceptionFeatures, RealStats, find_inception_weights, prepare_real_stats
 from ogan_pl.metrics import inception as inception_module
 from ogan_pl.metrics.real_stats import cache_file, stats_key
+from ogan_pl.utils.errors import UserError
 
 
 class TinyFeatures(nn.Module):

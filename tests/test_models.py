@@ -1,10 +1,10 @@
-"""Architectures of OGAN.md: shapes, channel widths, BatchNorm settings, init, EMA."""
+"""Architectures of docs/method.md ("Reference architectures"): shapes, channel widths, BatchNorm settings, init, EMA."""
 import math
 
 import pytest
 import torch
 
-from ogan_pl.ema import EMA
+from ogan_pl.method.ema import EMA
 from ogan_pl.models import DiscriminatorHead, Encoder, Generator, SelfModulatedBatchNorm2d
 
 
@@ -195,7 +195,7 @@ def test_resnet_ema_state_dict_and_pickle():
                                          ({"pooling": "max"}, "model.pooling='max'"),
                                          ({"z_dim": 1}, "model.z_dim=1")])
 def test_resnet_bad_arguments_are_one_line_errors(kwargs, key):
-    from ogan_pl.errors import UserError
+    from ogan_pl.utils.errors import UserError
 
     with pytest.raises(UserError, match=key.replace("[", r"\[")):
         resnet(**kwargs)

@@ -5,7 +5,7 @@ import torch
 
 from ogan_pl import OGAN
 from ogan_pl.data import ShapesDataModule
-from ogan_pl.losses import standardize
+from ogan_pl.method.losses import standardize
 
 
 def snapshot(module):
@@ -138,7 +138,7 @@ def test_joint_update_honours_both_optimizer_configs(make_model):
 def test_bare_loop_and_lightning_run_the_same_step(make_model):
     """bench's bare loop calls the module's own train_iteration: from the same weights and data,
     one generator iteration with and without Lightning gives the same weights."""
-    from ogan_pl.bench import BareLoop
+    from ogan_pl.tools.bench import BareLoop
 
     class FirstBatch(pl.Callback):
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):

@@ -18,10 +18,10 @@ from torch.nn import functional as F
 
 from ogan_pl.data import ImageDataModule
 from ogan_pl.data.arrays import ArrayImages
-from ogan_pl.losses import FGHLoss
+from ogan_pl.method.losses import FGHLoss
 from ogan_pl.metrics import Metric
 from ogan_pl.models import Architecture
-from ogan_pl.registry import ARCHITECTURES, DATASETS, LOSSES, METRICS
+from ogan_pl.parts.registry import ARCHITECTURES, DATASETS, LOSSES, METRICS
 
 
 @ARCHITECTURES.register("tiny_mlp")
@@ -120,7 +120,7 @@ def plugin(tmp_path) -> tuple[Path, dict]:
 
 def test_plugin_parts_train_evaluate_and_are_listed(plugin):
     tmp_path, env = plugin
-    listing = run_in(tmp_path, "-m", "ogan_pl.parts", "plugins=[mylab_parts]", env=env)
+    listing = run_in(tmp_path, "-m", "ogan_pl.tools.list_parts", "plugins=[mylab_parts]", env=env)
     for name in ("tiny_mlp", "soft_hinge", "stripes", "mean_brightness", "hidden: int = 32"):
         assert name in listing.stdout, name
 
@@ -153,7 +153,7 @@ def test_entry_point_plugins_are_found_without_naming_them(plugin):
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: mylab-parts\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text("[ogan_pl.plugins]\nmylab = mylab_parts\n")
-    listing = run_in(tmp_path, "-m", "ogan_pl.parts", env=env)
+    listing = run_in(tmp_path, "-m", "ogan_pl.tools.list_parts", env=env)
     assert "tiny_mlp" in listing.stdout and "mean_brightness" in listing.stdout
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ogan_pl.resume import find_resume_checkpoint
+from ogan_pl.checkpoints import find_resume_checkpoint
 from tests.conftest import run_in, start_in
 from tests.test_cli import TINY, read_csv_metrics
 

@@ -9,8 +9,8 @@ import time
 import pytest
 import torch
 
-from ogan_pl.errors import UserError
-from ogan_pl.rundir import LOCK_FILE, RunDirectoryLock
+from ogan_pl.run.rundir import LOCK_FILE, RunDirectoryLock
+from ogan_pl.utils.errors import UserError
 from tests.conftest import start_in
 from tests.test_cli import TINY
 
@@ -80,7 +80,7 @@ def bad_checkpoints(tmp_path) -> dict:
 
 
 def test_every_kind_of_broken_checkpoint_file_is_a_user_error(tmp_path):
-    from ogan_pl.loading import read_checkpoint
+    from ogan_pl.checkpoints import read_checkpoint
 
     expected = bad_checkpoints(tmp_path)
     (tmp_path / "folder").mkdir()

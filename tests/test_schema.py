@@ -1,5 +1,5 @@
 """Every value a user can type is checked before anything heavy starts: one line naming the key,
-the bad value and what it must be (ogan_pl.schema, the registries' signatures, Lightning's)."""
+the bad value and what it must be (ogan_pl.parts.schema, the registries' signatures, Lightning's)."""
 import math
 import os
 
@@ -8,10 +8,10 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
-from ogan_pl.config import validate
-from ogan_pl.errors import UserError
-from ogan_pl.registry import Registry
-from ogan_pl.schema import check_type
+from ogan_pl.parts.checks import validate
+from ogan_pl.parts.registry import Registry
+from ogan_pl.parts.values import check_type
+from ogan_pl.utils.errors import UserError
 from tests.conftest import ROOT
 from tests.test_cli import TINY
 
@@ -63,14 +63,14 @@ def test_a_bad_value_is_one_line_naming_the_key(overrides, message):
 
 def test_the_shipped_configs_pass_the_schema():
     """Every option of every group (and every experiment) is valid under the schema it ships with."""
-    from ogan_pl.config import run_config
-    from ogan_pl.schema import check_sections
+    from ogan_pl.parts.schema import check_sections
+    from ogan_pl.utils.nested import plain_config
 
     for group in ("model", "loss", "augment", "optim", "dataset", "trainer", "logger", "callbacks", "experiment",
                   "debug", "hparams_search"):
         for option in sorted((ROOT / "conf" / group).glob("*.yaml")):
             if not option.stem.startswith("_"):
-                check_sections(run_config(composed([f"{group}={option.stem}"])))
+                check_sections(plain_config(composed([f"{group}={option.stem}"])))
 
 
 def test_a_users_part_is_typed_by_its_own_signature():
@@ -115,8 +115,8 @@ def test_bad_values_on_the_command_line_are_one_line_and_exit_2(run_script, scri
 
 DIVERGING_LOSS = '''
 import torch
-from ogan_pl.losses import GANQP
-from ogan_pl.registry import LOSSES
+from ogan_pl.method.losses import GANQP
+from ogan_pl.parts.registry import LOSSES
 
 
 @LOSSES.register("diverging")

@@ -17,9 +17,8 @@ import torch
 
 import ogan_pl
 from ogan_pl import OGAN
-from ogan_pl.errors import UserError
-from ogan_pl.loading import model_from_checkpoint
-from ogan_pl.registry import ARCHITECTURES, OPTIMIZERS
+from ogan_pl.parts.registry import ARCHITECTURES, OPTIMIZERS
+from ogan_pl.utils.errors import UserError
 from tests.conftest import run_in
 from tests.test_cli import TINY
 
@@ -51,12 +50,12 @@ def attack_vectors(tmp_path: Path) -> tuple[dict[str, dict], Path, Path]:
     (tmp_path / "payload.pkl").write_bytes(pickled)
     vectors = {
         "torch_load_bytes": {"_target_": "ogan_pl.module.torch.load", "weights_only": False,
-                             "f": {"_target_": "ogan_pl.sweep.io.BytesIO",
+                             "f": {"_target_": "ogan_pl.run.sweeps.io.BytesIO",
                                    "_args_": [{"_target_": "ogan_pl.data.cache.np.array", "_args_": [pickled],
                                                "dtype": "uint8"}]}},
         "np_load_allow_pickle": {"_target_": "ogan_pl.data.cache.np.load", "file": str(tmp_path / "payload.pkl"),
                                  "allow_pickle": True},
-        "overwrite_file": {"_target_": "ogan_pl.io.atomic_torch_save", "obj": 0, "path": str(victim)},
+        "overwrite_file": {"_target_": "ogan_pl.utils.io.atomic_torch_save", "obj": 0, "path": str(victim)},
     }
     return vectors, sentinel, victim
 
@@ -171,8 +170,8 @@ def test_no_reachable_callable_can_be_planted_in_a_stored_config(real_checkpoint
     checkpoint = torch.load(real_checkpoint, weights_only=True)
     config = checkpoint["hyper_parameters"]["config"]
     sentinel = tmp_path / "PWNED"
-    issue_paths = ["ogan_pl.module.torch.load", "ogan_pl.sweep.io.BytesIO", "ogan_pl.data.cache.np.array",
-                   "ogan_pl.data.cache.np.load", "ogan_pl.io.atomic_torch_save"]
+    issue_paths = ["ogan_pl.module.torch.load", "ogan_pl.run.sweeps.io.BytesIO", "ogan_pl.data.cache.np.array",
+                   "ogan_pl.data.cache.np.load", "ogan_pl.utils.io.atomic_torch_save"]
     # the standard library's code runners, whether or not ogan_pl imports them
     stdlib = [f"{m.__name__}.{a}" for m in (os, subprocess, shutil, pickle, builtins, importlib)
               for a in dir(m) if not a.startswith("_") and callable(getattr(m, a))]
@@ -195,7 +194,7 @@ def test_no_reachable_callable_can_be_planted_in_a_stored_config(real_checkpoint
         }
         for place, stored in hostile.items():
             try:
-                model_from_checkpoint({**checkpoint, "hyper_parameters": {"config": stored}})
+                OGAN.from_checkpoint({**checkpoint, "hyper_parameters": {"config": stored}})
             except UserError as err:
                 assert place.split(".")[0] in str(err), (target, place, str(err))
                 continue

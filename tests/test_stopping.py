@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 
-from ogan_pl.stopping import StopRequested, StopSignals, deferred, interruptible
+from ogan_pl.utils.stopping import StopRequested, StopSignals, deferred, interruptible
 from tests.conftest import run_in, start_in
 from tests.test_preemption import wait_for
 
@@ -161,14 +161,14 @@ def test_a_short_run_skips_the_metrics_it_cannot_afford_and_logs_each_callbacks_
 @pytest.mark.slow
 def test_the_short_run_benchmark_reports_each_architecture(tmp_path):
     out = tmp_path / "short.json"
-    proc = run_in(tmp_path, "-m", "ogan_pl.bench_short_runs", "--models", "dcgan", "--limit", "600", "--out", str(out))
+    proc = run_in(tmp_path, "-m", "ogan_pl.tools.bench_short_runs", "--models", "dcgan", "--limit", "600", "--out", str(out))
     assert "dcgan" in proc.stdout and "after the last step" in proc.stdout
     import json
 
     (run,) = json.loads(out.read_text())["runs"]
     assert run["exit_code"] == 0 and run["skipped"] == ["quality metrics"]
     assert 0 < run["after_last_step_s"] < run["wall_s"]
-    bad = run_in(tmp_path, "-m", "ogan_pl.bench_short_runs", "--models", "nosuch", check=False)
+    bad = run_in(tmp_path, "-m", "ogan_pl.tools.bench_short_runs", "--models", "nosuch", check=False)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no such config" in bad.stderr
 
 

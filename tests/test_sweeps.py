@@ -98,12 +98,12 @@ def test_evaluate_sweep_scores_the_good_checkpoint_after_a_missing_one(run_scrip
 def test_any_exception_in_a_multirun_job_is_recorded_not_raised(tmp_path, monkeypatch):
     """Not only bad input: a crash inside a job (a bug, out of memory) is recorded the same way, its
     traceback in the job's log, and the summary then exits 1."""
-    from ogan_pl import errors
-    from ogan_pl.sweep import SweepSummary
+    from ogan_pl.run import exits
+    from ogan_pl.run.sweeps import SweepSummary
 
-    monkeypatch.setattr(errors, "_multirun_job", lambda: ("0", str(tmp_path / "sweep" / "0")))
+    monkeypatch.setattr(exits, "_multirun_job", lambda: ("0", str(tmp_path / "sweep" / "0")))
 
-    @errors.report_user_errors
+    @exits.report_user_errors
     def crashing_job(cfg):
         raise RuntimeError("CUDA out of memory.\nTried to allocate 2 GiB")
 
@@ -264,11 +264,11 @@ def test_slurm_job_preempted_saves_requeues_and_resumes(tmp_path):
 
 
 def test_seed_table_gives_mean_and_sample_spread_per_setting(tmp_path, capsys):
-    """`python -m ogan_pl.sweep DIR...`: jobs grouped by what sets them apart (the seed ignored),
+    """`ogan-sweep-summary DIR...`: jobs grouped by what sets them apart (the seed ignored),
     each cell the mean +- sample standard deviation, checked against NumPy."""
     import numpy as np
 
-    from ogan_pl.sweep import main
+    from ogan_pl.tools.sweep_summary import summarize
 
     scores = {"0": [0.81, 0.85, 0.86], "0.5": [0.90, 0.92, 0.91]}
     job = 0
@@ -280,7 +280,7 @@ def test_seed_table_gives_mean_and_sample_spread_per_setting(tmp_path, capsys):
             (tmp_path / "sweep" / str(job) / "result.json").write_text(json.dumps(record))
             job += 1
     (tmp_path / "sweep" / "6" / ".hydra").mkdir(parents=True)  # a job that died without a result
-    assert main([str(tmp_path / "sweep")]) == 0
+    assert summarize([str(tmp_path / "sweep")]) == 0
     out = capsys.readouterr().out
     for lam, values in scores.items():
         row = next(line for line in out.splitlines() if f"`loss.corr_weight={lam}`" in line)
@@ -289,5 +289,7 @@ def test_seed_table_gives_mean_and_sample_spread_per_setting(tmp_path, capsys):
         assert cells[2] == f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}"
         assert cells[6] == "102 ± 1"
     assert "1 job(s) without a result" in out
-    assert main([str(tmp_path / "missing")]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        summarize([str(tmp_path / "missing")])
+    assert exit_info.value.code == 2
     assert "is not a directory" in capsys.readouterr().err

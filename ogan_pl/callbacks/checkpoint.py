@@ -1,33 +1,18 @@
-"""Checkpoints on generator iterations, written atomically."""
+"""Checkpoints on generator iterations (written atomically by ogan_pl.checkpoints.AtomicCheckpointIO)."""
 import contextlib
 from pathlib import Path
 
-from pytorch_lightning.plugins import TorchCheckpointIO
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from ogan_pl.callbacks.work import TimedWork
-from ogan_pl.errors import TrainingDiverged, UserError
-from ogan_pl.io import atomic_torch_save
-from ogan_pl.stopping import deferred
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write `.NAME.tmp` beside the target, fsync, then rename: a kill mid-save never corrupts a checkpoint.
-
-    Lightning's own save stages the file in the system temp dir and moves it, which is a copy (not
-    atomic) when that dir and the run dir are on different filesystems, as on most clusters.
-    """
-
-    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
-        if "://" in str(path):  # remote storage: keep Lightning's fsspec path
-            return super().save_checkpoint(checkpoint, path, storage_options)
-        atomic_torch_save(checkpoint, path)
+from ogan_pl.utils.errors import TrainingDiverged, UserError
+from ogan_pl.utils.stopping import deferred
 
 
 class GeneratorStepCheckpoint(TimedWork):
     """`giter_NNNNNNN.ckpt` (7-digit iteration) every `every_n_steps` generator iterations, and
     `last.ckpt` with each save, as soon as training ends (before any end-of-run work, which a stop
-    signal may cut), and when a stop signal ends the run (ogan_pl.stopping: at a step boundary, or
+    signal may cut), and when a stop signal ends the run (ogan_pl.utils.stopping: at a step boundary, or
     during callback work after a step, so the state is consistent). A checkpoint holds G, E, their
     EMA copies, the optimizer states, the resolved config and the generator-iteration counter. A
     write is never cut by a stop signal. A model whose losses went NaN or infinite is never saved:

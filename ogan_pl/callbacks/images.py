@@ -6,8 +6,8 @@ from pathlib import Path
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 
 from ogan_pl.callbacks.work import TimedWork
-from ogan_pl.errors import UserError
 from ogan_pl.grids import GridInputs, check_layout, make_grids, save_grids
+from ogan_pl.utils.errors import UserError
 
 log = logging.getLogger(__name__)
 

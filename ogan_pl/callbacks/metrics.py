@@ -8,10 +8,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ogan_pl.callbacks.work import TimedWork
-from ogan_pl.errors import UserError
-from ogan_pl.io import append_jsonl, now_iso
 from ogan_pl.metrics import MetricContext, MetricSet
-from ogan_pl.stopping import deferred
+from ogan_pl.utils.errors import UserError
+from ogan_pl.utils.io import append_jsonl, now_iso
+from ogan_pl.utils.stopping import deferred
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ AT_END = ("auto", "always", "never")
 
 class MetricsCallback(TimedWork):
     """Every `every_n_steps` generator iterations and at the end: the metrics named in `names` (any
-    registered metric, `python -m ogan_pl.parts`), with `n_samples` generated images from fixed noise.
+    registered metric, `ogan-parts`), with `n_samples` generated images from fixed noise.
 
     At the end, `at_end`: always; never; or auto, which scores only when the run is long enough for
     it to be bounded by the training: it has scored during this process's training and that scoring

@@ -3,7 +3,7 @@
 When training ends, the run is over as far as its weights go: `GeneratorStepCheckpoint` writes
 last.ckpt first, then `EndOfRun` (always the last callback) runs each callback's end-of-run work
 (grids, metrics, then the summary), each timed and logged, each ended at once by a stop signal
-(ogan_pl.stopping), and each free to skip itself when it would cost more than the run it closes.
+(ogan_pl.utils.stopping), and each free to skip itself when it would cost more than the run it closes.
 """
 import contextlib
 import logging
@@ -12,7 +12,7 @@ import time
 import pytorch_lightning as pl
 import torch
 
-from ogan_pl.stopping import StopRequested, active, interruptible
+from ogan_pl.utils.stopping import StopRequested, active, interruptible
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Datasets over uint8 arrays in memory or memory-mapped, fetched a whole batch at a time."""
 import numpy as np
 import torch
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import Dataset
 
 
 class ArrayImages(Dataset):
@@ -35,8 +35,3 @@ class ArrayImages(Dataset):
         """The batch's items, in ascending storage order (sequential reads); the set is the sampler's."""
         rows = np.sort(self.indices[np.asarray(items, dtype=np.int64)])
         return {"image": self._rows(rows), **{k: v[torch.from_numpy(rows)] for k, v in self.extras.items()}}
-
-
-def collate(batch):
-    """default_collate, except for a batch that ArrayImages.__getitems__ already assembled."""
-    return batch if isinstance(batch, dict) else default_collate(batch)

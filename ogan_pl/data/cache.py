@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
-from ogan_pl.console import image_progress
 from ogan_pl.data.decode import DECODE_ERRORS, Preprocess, decode
-from ogan_pl.errors import UserError
-from ogan_pl.io import atomic_write, pid_alive
+from ogan_pl.utils.console import image_progress
+from ogan_pl.utils.errors import UserError
+from ogan_pl.utils.io import atomic_write, pid_alive
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 2

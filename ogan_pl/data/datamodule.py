@@ -1,25 +1,33 @@
 """The LightningDataModules: one base serves every dataset's loaders and held-out images."""
 import abc
-import signal
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from pydantic import Field
+from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
-from ogan_pl.data.arrays import ArrayImages, collate
+from ogan_pl.data.arrays import ArrayImages
 from ogan_pl.data.cache import cached_images, report_bad
 from ogan_pl.data.convert import to_model_range
 from ogan_pl.data.decode import Preprocess
-from ogan_pl.data.decoded import DecodedImages
 from ogan_pl.data.order import IterationBatchSampler
+from ogan_pl.data.raw_images import DecodedImages
 from ogan_pl.data.shapes import ShapesDataset
 from ogan_pl.data.sources import open_source
-from ogan_pl.distributed import rank_seed
-from ogan_pl.errors import UserError
-from ogan_pl.registry import DATASETS
-from ogan_pl.schema import check_int
+from ogan_pl.parts.registry import DATASETS
+from ogan_pl.utils.errors import UserError
+from ogan_pl.utils.loaders import collate, worker_options
+from ogan_pl.utils.seeds import Stream, rank_seed
+
+# The dataset's values, declared once: the registry checks a config against these annotations.
+Resolution = Annotated[int, Field(ge=8, strict=True, description="an integer >= 8 (e.g. 64)")]
+Channels = Annotated[Literal[1, 3], Field(description="1 (grayscale) or 3 (RGB)")]
+BatchSize = Annotated[int, Field(ge=2, strict=True, description="an integer >= 2 (BatchNorm needs a batch)")]
+Workers = Annotated[int, Field(ge=0, strict=True, description="an integer >= 0")]
+HoldoutSize = Annotated[int, Field(ge=1, strict=True, description="an integer >= 1")]
 
 
 class ImageDataModule(pl.LightningDataModule, abc.ABC):
@@ -32,12 +40,10 @@ class ImageDataModule(pl.LightningDataModule, abc.ABC):
 
     num_classes: int | None = None
 
-    def __init__(self, resolution: int, channels: int = 3, batch_size: int = 64, num_workers: int = 4,
-                 pin_memory: bool = True, persistent_workers: bool = True, holdout_size: int = 256,
-                 batches_per_step: int = 1, seed: int = 0, flip: bool = False):
+    def __init__(self, resolution: Resolution, channels: Channels = 3, batch_size: BatchSize = 64,
+                 num_workers: Workers = 4, pin_memory: bool = True, persistent_workers: bool = True,
+                 holdout_size: HoldoutSize = 256, batches_per_step: int = 1, seed: int = 0, flip: bool = False):
         super().__init__()
-        check_int("dataset.holdout_size", holdout_size, 1)
-        check_int("dataset.num_workers", num_workers, 0)
         self.flip = flip
         self.resolution = resolution
         self.channels = channels
@@ -64,12 +70,8 @@ class ImageDataModule(pl.LightningDataModule, abc.ABC):
                                 f"step's {step_images}; lower dataset.batch_size or add images")
 
     def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
-        return DataLoader(
-            dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
-            num_workers=self.num_workers, collate_fn=collate,
-            pin_memory=self.pin_memory and torch.cuda.is_available(),
-            persistent_workers=self.persistent_workers and self.num_workers > 0, worker_init_fn=ignore_stop_signals,
-        )
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, collate_fn=collate,
+                          **worker_options(self.num_workers, self.pin_memory, self.persistent_workers))
 
     def _run_position(self) -> tuple[int, int, int, int]:
         """(run seed, generator iterations done, rank, world size) of the training this data serves."""
@@ -86,11 +88,8 @@ class ImageDataModule(pl.LightningDataModule, abc.ABC):
         seed, _, rank, world_size = self._run_position()
         sampler = IterationBatchSampler(len(self.train_set), self.batch_size * self.batches_per_step, seed,
                                         start=lambda: self._run_position()[1], rank=rank, world_size=world_size)
-        return DataLoader(
-            self.train_set, batch_sampler=sampler, num_workers=self.num_workers, collate_fn=collate,
-            pin_memory=self.pin_memory and torch.cuda.is_available(),
-            persistent_workers=self.persistent_workers and self.num_workers > 0, worker_init_fn=ignore_stop_signals,
-        )
+        return DataLoader(self.train_set, batch_sampler=sampler, collate_fn=collate,
+                          **worker_options(self.num_workers, self.pin_memory, self.persistent_workers))
 
     def holdout_dataloader(self, batch_size: int | None = None) -> DataLoader:
         return self._loader(self.holdout_set, batch_size or self.batch_size, shuffle=False, drop_last=False)
@@ -115,13 +114,18 @@ class ImageDataModule(pl.LightningDataModule, abc.ABC):
 
     def holdout_batch(self, n: int, offset: int = 0) -> dict:
         """The first n held-out items from `offset` (fixed across calls), images in [-1, 1] on CPU."""
+        return self.first_batch("holdout", n, offset)
+
+    def first_batch(self, split: str, n: int, offset: int = 0) -> dict:
+        """Items offset..offset+n of a split ("train" or "holdout") in the split's order, collated;
+        images in [-1, 1] on CPU."""
         self.setup()
-        n = min(n, len(self.holdout_set) - offset)
+        dataset = self.holdout_set if split == "holdout" else self.train_set
+        n = min(n, len(dataset) - offset)
         if n <= 0:
-            raise UserError(f"the held-out split has only {len(self.holdout_set)} images; "
-                            "raise dataset.holdout_size")
-        items = [self.holdout_set[i] for i in range(offset, offset + n)]
-        batch = torch.utils.data.default_collate(items)
+            raise UserError(f"the {split} split has only {len(dataset)} images; raise dataset.holdout_size"
+                            if split == "holdout" else f"the {split} split has only {len(dataset)} images")
+        batch = default_collate([dataset[i] for i in range(offset, offset + n)])
         batch["image"] = to_model_range(batch["image"])
         return batch
 
@@ -129,21 +133,11 @@ class ImageDataModule(pl.LightningDataModule, abc.ABC):
         images = to_model_range(batch["image"])
         if self.flip:  # random horizontal flip of half the batch, on the device, no host sync
             seed, g_iter, rank, _ = self._run_position()
-            generator = torch.Generator(device=images.device).manual_seed(rank_seed(seed, rank, g_iter, stream=2))
+            generator = torch.Generator(device=images.device).manual_seed(rank_seed(seed, rank, g_iter, Stream.FLIPS))
             mirror = torch.rand(len(images), 1, 1, 1, device=images.device, generator=generator) < 0.5
             images = torch.where(mirror, images.flip(-1), images)
         batch["image"] = images
         return batch
-
-
-def ignore_stop_signals(worker_id: int) -> None:
-    """DataLoader workers leave SIGTERM / SIGUSR1 / SIGUSR2 to the main process. A job stopped by
-    `scancel` or a shell signals its whole process group; a worker that died of it would end the
-    run with an error instead of the main process's clean stop (last.ckpt saved, exit 143). The
-    workers still end with the main process (its shutdown, or their watchdog if it dies)."""
-    for name in ("SIGTERM", "SIGUSR1", "SIGUSR2"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
 @DATASETS.register("shapes")
@@ -153,7 +147,7 @@ class ShapesDataModule(ImageDataModule):
 
     num_classes = 3
 
-    def __init__(self, size: int = 20000, holdout_size: int = 512, num_workers: int = 0, **kwargs):
+    def __init__(self, size: int = 20000, holdout_size: HoldoutSize = 512, num_workers: Workers = 0, **kwargs):
         super().__init__(holdout_size=holdout_size, num_workers=num_workers, **kwargs)
         self.size = size
 
@@ -279,7 +273,7 @@ class TorchvisionDataModule(ImageDataModule):
     torchvision_class = ""  # the torchvision.datasets class of a subclass
     num_classes = 10
 
-    def __init__(self, root: str, download: bool = True, resolution: int = 32, **kwargs):
+    def __init__(self, root: str, download: bool = True, resolution: Resolution = 32, **kwargs):
         super().__init__(resolution=resolution, **kwargs)
         self.root, self.download = root, download
 
@@ -287,7 +281,7 @@ class TorchvisionDataModule(ImageDataModule):
         return {**super().identity(), "name": self.torchvision_class}
 
     def _split(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        import torchvision
+        import torchvision.datasets  # lazy: its dataset classes load slowly, and only these modules use them
 
         cls = getattr(torchvision.datasets, self.torchvision_class)
         try:
@@ -318,7 +312,7 @@ class MNISTDataModule(TorchvisionDataModule):
 
     torchvision_class = "MNIST"
 
-    def __init__(self, channels: int = 1, **kwargs):
+    def __init__(self, channels: Channels = 1, **kwargs):
         super().__init__(channels=channels, **kwargs)
 
 

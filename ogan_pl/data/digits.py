@@ -8,14 +8,16 @@ the same held-out digits, and the split is stratified (the same share of every c
 """
 import copy
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import torch
+from pydantic import Field
 
 from ogan_pl.data.arrays import ArrayImages
-from ogan_pl.data.datamodule import ImageDataModule, images_to_resolution
-from ogan_pl.errors import UserError
-from ogan_pl.registry import DATASETS
+from ogan_pl.data.datamodule import Channels, ImageDataModule, Resolution, Workers, images_to_resolution
+from ogan_pl.parts.registry import DATASETS
+from ogan_pl.utils.errors import UserError
 
 DIGITS_FILE = Path(__file__).with_name("assets") / "mnist_10k.npz"
 SPLIT_SEED = 20190306  # fixed: the held-out digits are the same in every run
@@ -56,15 +58,14 @@ class DigitsDataModule(ImageDataModule):
 
     num_classes = 10
 
-    def __init__(self, resolution: int = 32, channels: int = 1, holdout_size: int = 1000,
-                 train_size: int | None = None, num_workers: int = 0, **kwargs):
-        if isinstance(holdout_size, bool) or not (isinstance(holdout_size, int) and 10 <= holdout_size <= 5000):
-            raise UserError(f"dataset.holdout_size={holdout_size!r} must be an integer from 10 to 5000 "
-                            "(of the 10,000 built-in digits)")
+    def __init__(self, resolution: Resolution = 32, channels: Channels = 1,
+                 holdout_size: Annotated[int, Field(ge=10, le=5000, strict=True, description=(
+                     "an integer from 10 to 5000 (of the 10,000 built-in digits)"))] = 1000,
+                 train_size: Annotated[int | None, Field(ge=1, strict=True, description=(
+                     "a positive integer or null (all)"))] = None,
+                 num_workers: Workers = 0, **kwargs):
         super().__init__(resolution=resolution, channels=channels, holdout_size=holdout_size,
                          num_workers=num_workers, **kwargs)
-        if train_size is not None and not (isinstance(train_size, int) and train_size >= 1):
-            raise UserError(f"dataset.train_size={train_size!r} must be a positive integer or null (all)")
         self.train_size = train_size
 
     def reference(self) -> "DigitsDataModule":

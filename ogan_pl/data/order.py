@@ -13,9 +13,7 @@ from typing import Callable, Iterator
 import torch
 from torch.utils.data import Sampler
 
-from ogan_pl.distributed import rank_seed
-
-ORDER_STREAM = 3  # rank_seed stream of the data order (0: noise, 1: device randomness, 2: flips)
+from ogan_pl.utils.seeds import Stream, rank_seed
 
 
 class IterationBatchSampler(Sampler[list[int]]):
@@ -33,7 +31,7 @@ class IterationBatchSampler(Sampler[list[int]]):
 
     def epoch_batches(self, epoch: int) -> torch.Tensor:
         """(batches, world_size, batch_size) indices of one epoch."""
-        generator = torch.Generator().manual_seed(rank_seed(self.seed, 0, epoch, stream=ORDER_STREAM))
+        generator = torch.Generator().manual_seed(rank_seed(self.seed, 0, epoch, Stream.ORDER))
         order = torch.randperm(self.n_items, generator=generator)
         per_epoch = len(self)
         return order[:per_epoch * self.world_size * self.batch_size].view(per_epoch, self.world_size, self.batch_size)

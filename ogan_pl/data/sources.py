@@ -13,7 +13,7 @@ from pathlib import Path
 from PIL import Image
 
 from ogan_pl.data.decode import DECODE_ERRORS
-from ogan_pl.errors import UserError
+from ogan_pl.utils.errors import UserError
 
 log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
@@ -110,7 +110,7 @@ class LmdbSource:
         self._env, self._pid = None, None
 
     def _open(self):
-        import lmdb
+        import lmdb  # lazy: only the LSUN sources need it
 
         if self._env is None or self._pid != os.getpid():
             try:

@@ -1,10 +1,33 @@
 from ogan_pl.metrics.base import Metric, MetricContext, MetricSet
-from ogan_pl.metrics.classifier import (FDClassifier, ISClassifier, KIDClassifier, ReconClassifier,
-                                        class_inception_score, frechet_distance, kernel_inception_distance)
-from ogan_pl.metrics.encoder import (EncoderMetrics, encode_all, encoder_metrics, mean_correlation,
-                                     reconstruction_error, shape_factor_probe)
-from ogan_pl.metrics.image_metrics import (FID, IMAGE_METRICS, IS, KID, ImageMetrics, InceptionMetric, add_generated,
-                                           add_real, fake_noise, prepare_real_stats)
+from ogan_pl.metrics.classifier_metrics import (
+                                        FDClassifier,
+                                        ISClassifier,
+                                        KIDClassifier,
+                                        ReconClassifier,
+                                        class_inception_score,
+                                        frechet_distance,
+                                        kernel_inception_distance,
+)
+from ogan_pl.metrics.encoder import (
+                                        EncoderMetrics,
+                                        encode_all,
+                                        encoder_metrics,
+                                        mean_correlation,
+                                        reconstruction_error,
+                                        shape_factor_probe,
+)
+from ogan_pl.metrics.image_metrics import (
+                                        FID,
+                                        IMAGE_METRICS,
+                                        IS,
+                                        KID,
+                                        ImageMetrics,
+                                        InceptionMetric,
+                                        add_generated,
+                                        add_real,
+                                        fake_noise,
+                                        prepare_real_stats,
+)
 from ogan_pl.metrics.inception import InceptionFeatures, find_inception_weights
 from ogan_pl.metrics.real_stats import RealStats
 

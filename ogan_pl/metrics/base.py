@@ -13,9 +13,10 @@ from typing import Any
 
 import torch
 
-from ogan_pl.errors import UserError
-from ogan_pl.registry import METRICS
-from ogan_pl.schema import check_int  # noqa: F401  (the metrics' range checks)
+from ogan_pl.parts.plugins import load_plugins
+from ogan_pl.parts.registry import METRICS
+from ogan_pl.parts.values import check_int  # noqa: F401  (the metrics' range checks)
+from ogan_pl.utils.errors import UserError
 
 Progress = Callable[[str, int], Callable[[int], None]]
 
@@ -70,8 +71,6 @@ class MetricSet:
         names = list(names or [])
         if not names:
             raise UserError(f"metrics.names is empty; name at least one of {', '.join(METRICS.names())}")
-        from ogan_pl.parts import load_plugins
-
         load_plugins()
         options = options or {}
         self.metrics: dict[str, Metric] = {}

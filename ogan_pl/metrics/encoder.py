@@ -6,9 +6,10 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 
 from ogan_pl.data.convert import to_model_range
 from ogan_pl.data.shapes import FACTORS
-from ogan_pl.losses import correlation
+from ogan_pl.method.losses import correlation
 from ogan_pl.metrics.base import Metric, MetricContext, check_int
-from ogan_pl.registry import METRICS
+from ogan_pl.parts.registry import METRICS
+from ogan_pl.utils.loaders import first_items
 
 
 @torch.no_grad()
@@ -83,19 +84,6 @@ def reconstruction_error(model, images: Tensor, batch_size: int = 256, use_ema: 
             "recon/mse_other": other, "recon/specificity_ratio": own / other}
 
 
-def _first_items(loader, n: int) -> dict:
-    """The first n items of a loader, collated into one dict of CPU tensors."""
-    parts: dict[str, list] = {}
-    count = 0
-    for batch in loader:
-        for key, value in batch.items():
-            parts.setdefault(key, []).append(value)
-        count += len(batch["image"])
-        if count >= n:
-            break
-    return {key: torch.cat(values)[:n] for key, values in parts.items()}
-
-
 @torch.no_grad()
 def encoder_metrics(model, datamodule, n_rho: int = 10000, n_probe_train: int = 4096, batch_size: int = 256,
                     use_ema: bool = True, seed: int = 0) -> dict[str, float]:
@@ -103,12 +91,12 @@ def encoder_metrics(model, datamodule, n_rho: int = 10000, n_probe_train: int = 
     when the dataset has generating factors (shapes), probes fit on n_probe_train training images
     and scored on the held-out split."""
     datamodule.setup()
-    holdout = _first_items(datamodule.holdout_dataloader(batch_size), len(datamodule.holdout_set))
+    holdout = first_items(datamodule.holdout_dataloader(batch_size), len(datamodule.holdout_set))
     holdout_images = to_model_range(holdout["image"])
     out = reconstruction_error(model, holdout_images, batch_size, use_ema)
     out["encoder/rho"] = mean_correlation(model, n_rho, batch_size, seed, use_ema)
     if "factors" in holdout:
-        train = _first_items(datamodule.real_dataloader(n_probe_train, batch_size), n_probe_train)
+        train = first_items(datamodule.real_dataloader(n_probe_train, batch_size), n_probe_train)
         codes_train = encode_all(model, to_model_range(train["image"]), batch_size, use_ema)
         codes_test = encode_all(model, holdout_images, batch_size, use_ema)
         out.update(shape_factor_probe(codes_train, train["factors"], codes_test, holdout["factors"]))

@@ -18,9 +18,9 @@ from torchmetrics.image.kid import KernelInceptionDistance
 
 from ogan_pl.data.convert import to_uint8
 from ogan_pl.metrics.base import Metric, MetricContext, check_int
-from ogan_pl.registry import METRICS
 from ogan_pl.metrics.inception import InceptionFeatures
 from ogan_pl.metrics.real_stats import RealStats, cache_file, load_cached, save_cached, stats_key
+from ogan_pl.parts.registry import METRICS
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 from torchmetrics.image.fid import NoTrainInceptionV3
 
-from ogan_pl.errors import UserError
+from ogan_pl.utils.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ogan_pl.io import atomic_torch_save
+from ogan_pl.utils.io import atomic_torch_save
 
 log = logging.getLogger(__name__)
 

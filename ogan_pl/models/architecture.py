@@ -8,7 +8,7 @@ import abc
 
 from torch import nn
 
-from ogan_pl.errors import UserError
+from ogan_pl.utils.errors import UserError
 
 
 class Architecture(abc.ABC):

@@ -1,4 +1,4 @@
-"""The reference DCGAN encoder E and generator G (OGAN.md, "Reference architectures").
+"""The reference DCGAN encoder E and generator G (docs/method.md, "Reference architectures").
 
 Resolution R, n = log2(R) - 3, C = bottom channels (8R in the reference). E has n+1 stride-2
 convolutions with C / 2^(n-i) channels; G mirrors it from a 4x4xC tensor. Padding reproduces
@@ -10,9 +10,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ogan_pl.errors import UserError
 from ogan_pl.models.architecture import Architecture
-from ogan_pl.registry import ARCHITECTURES
+from ogan_pl.parts.registry import ARCHITECTURES
+from ogan_pl.utils.errors import UserError
 
 
 def num_layers(resolution: int) -> int:

@@ -8,7 +8,7 @@ entries; the discriminator is still the head on that code (avg or linear, `ogan.
 Why the mean: rho is blind to the code's scale, so its gradient shrinks as 1 / |code| while the
 adversarial term's does not, and under RMSprop the code's scale acts as a weight on the correlation
 term. Summed over the 16 positions the code is 16x larger and the term is drowned: rho stays at
-0.01 instead of 0.19 after 300 iterations on the digits (README, "The comparison").
+0.01 instead of 0.19 after 300 iterations on the digits (docs/results.md, "What the code's scale does").
 
 Widths: G has width * min(16, 2^(U - i)) channels at 4x4 * 2^i, U = log2(R / 4), so width=64
 gives 512, 256, 128, 64 at 32x32 and BigGAN's 1024, 1024, 512, 256, 128, 64 at 128x128; E's
@@ -26,10 +26,10 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.nn.utils import spectral_norm as add_spectral_norm
 
-from ogan_pl.errors import UserError
 from ogan_pl.models.architecture import Architecture
 from ogan_pl.models.dcgan import SelfModulatedBatchNorm2d
-from ogan_pl.registry import ARCHITECTURES
+from ogan_pl.parts.registry import ARCHITECTURES
+from ogan_pl.utils.errors import UserError
 
 MAX_MULTIPLIER = 16
 E_NORMS = ("none", "batch")

@@ -34,9 +34,9 @@ def slow_save(obj, f, *args, **kwargs):
 
 torch.save = slow_save
 
-from ogan_pl.cli import run  # noqa: E402
-from ogan_pl.io import atomic_write  # noqa: E402
-from ogan_pl.train import train  # noqa: E402
+from ogan_pl.run.cli import run  # noqa: E402
+from ogan_pl.run.train import train  # noqa: E402
+from ogan_pl.utils.io import atomic_write  # noqa: E402
 
 if __name__ == "__main__":
     run("config", train)

@@ -1,0 +1,75 @@
+"""The shared entry point of every Hydra command (train, evaluate, bench, ...): compose the config,
+import the user's plugins, turn every mistake into one line and exit code 2."""
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import hydra
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+from omegaconf import DictConfig
+
+from ogan_pl.parts.plugins import load_plugins, plugins_from_argv
+from ogan_pl.parts.values import did_you_mean
+from ogan_pl.run.exits import exit_with, report_user_errors
+from ogan_pl.run.setup import register_resolvers
+from ogan_pl.utils.errors import UserError
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+def run(config_name: str, task: Callable[[DictConfig], Any]) -> None:
+    """Compose `conf/<config_name>.yaml` with the command line and run `task` on it (once per job)."""
+    register_resolvers()
+    try:
+        check_group_choices(sys.argv[1:], CONF_DIR)
+        load_plugins(plugins_from_argv(sys.argv[1:]))  # the user's own parts, before the config naming them
+    except UserError as err:
+        exit_with(err)
+    main = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(report_user_errors(task))
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its composition errors, to be printed as one line here
+    try:
+        main()
+    except (ConfigCompositionException, OverrideParseException, MissingConfigException) as err:
+        exit_with(composition_error(err))
+
+
+def composition_error(err: Exception) -> str:
+    """Hydra's multi-line composition error as one line; an override of a key that does not exist
+    (`trainer.devise=2`) names the key and the closest existing one."""
+    cause = err.__cause__
+    match = re.search(r"Could not override '([^']+)'", str(err))
+    if match and "not in struct" in str(cause):
+        key = match.group(1)
+        parent = getattr(cause, "parent_node", None)
+        known = [str(k) for k in parent.keys()] if hasattr(parent, "keys") else []
+        section, _, name = key.rpartition(".")
+        return f"{key}: unknown key; {did_you_mean(name, known, section)}(to add a key of your own, write +{key}=...)"
+    return " ".join(" ".join(str(part) for part in (err, cause or "")).split())
+
+
+def check_group_choices(argv: list[str], conf_dir: Path) -> None:
+    """Unknown config-group options (`loss=foo`) fail with one line listing the valid ones.
+
+    Hydra would print a multi-line error and exit 1; users sweep these, so say it plainly. Files
+    whose name starts with "_" are bases of the group's options, not options. With
+    `hydra.searchpath=[...]` (a user's own config folders) Hydra itself checks the choices.
+    """
+    if any(arg.lstrip("+").startswith("hydra.searchpath=") for arg in argv):
+        return
+    for arg in argv:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        key, value = arg.split("=", 1)
+        key = key.lstrip("+~")
+        group_dir = conf_dir / key
+        # hydra/launcher, hydra/sweeper: Hydra's plugins add options that are not in conf/
+        if "." in key or key.startswith("hydra/") or not group_dir.is_dir() or "(" in value:
+            continue
+        options = sorted(p.stem for p in group_dir.glob("*.yaml") if not p.stem.startswith("_"))
+        for choice in value.split(","):
+            if choice in ("null", "") or choice in options:
+                continue
+            raise UserError(f"unknown {key} {choice!r}; {did_you_mean(choice, options)}choose one of: "
+                            f"{', '.join(options)}")

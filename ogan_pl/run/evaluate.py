@@ -1,0 +1,136 @@
+"""`python evaluate.py ckpt=PATH` / `ogan-evaluate ckpt=PATH`: load a checkpoint safely, score it, optionally write its grids.
+
+The dataset comes from the config stored in the checkpoint; `dataset.root=...` etc. override it.
+Scores: FID / KID / IS (see ogan_pl.metrics.image_metrics for the protocol) and the encoder
+metrics; printed as a table and appended as one JSON line to metrics.jsonl beside the checkpoint.
+"""
+import logging
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ogan_pl.grids import GridInputs, check_layout, make_grids, save_grids
+from ogan_pl.metrics import MetricContext, MetricSet
+from ogan_pl.module import OGAN
+from ogan_pl.parts.plugins import load_plugins
+from ogan_pl.parts.registry import DATASETS
+from ogan_pl.parts.values import check_int
+from ogan_pl.run.cli import run
+from ogan_pl.run.rundir import save_run_config
+from ogan_pl.run.sweeps import write_result
+from ogan_pl.utils.console import image_progress
+from ogan_pl.utils.errors import UserError
+from ogan_pl.utils.io import append_jsonl, now_iso
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device={name} but no CUDA GPU is available; use device=cpu or device=auto")
+    return torch.device(name)
+
+
+def build_datamodule(stored: dict, overrides: DictConfig, cache_dir: str):
+    """The checkpoint's dataset config with the non-null command-line overrides applied, and this
+    machine's cache folder instead of the training machine's."""
+    given = {k: v for k, v in OmegaConf.to_container(overrides).items() if v is not None}
+    dataset = {**stored["dataset"], **given}
+    if "cache_dir" in dataset:
+        dataset["cache_dir"] = cache_dir
+    if "root" in dataset and not Path(str(dataset["root"])).is_dir():
+        raise UserError(f"dataset.root={dataset['root']} (from the checkpoint) does not exist; "
+                        "point it at the data with dataset.root=DIR")
+    return DATASETS.build(dataset, "dataset")
+
+
+PRECISIONS = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
+
+
+def check_metrics_config(cfg: DictConfig) -> None:
+    if not (isinstance(cfg.metrics.n_fake, int) and cfg.metrics.n_fake >= 2):
+        raise UserError(f"metrics.n_fake={cfg.metrics.n_fake} must be an integer >= 2 (50000 for published FID)")
+    if cfg.metrics.n_real is not None and not (isinstance(cfg.metrics.n_real, int) and cfg.metrics.n_real >= 2):
+        raise UserError(f"metrics.n_real={cfg.metrics.n_real} must be an integer >= 2, or null for all images")
+    check_int("metrics.batch_size", cfg.metrics.batch_size, 1)
+    if cfg.grids:
+        layout = cfg.grid_layout
+        check_layout("grid_layout", layout.n_samples, layout.n_recon, layout.interp_rows, layout.interp_steps)
+    if str(cfg.precision) not in PRECISIONS:
+        raise UserError(f"precision={cfg.precision} must be one of {', '.join(PRECISIONS)}")
+
+
+def print_table(scores: dict[str, float]) -> None:
+    width = max(len(k) for k in scores)
+    print(f"{'metric':<{width}}  value")
+    for name, value in scores.items():
+        print(f"{name:<{width}}  {value:.6g}")
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    if OmegaConf.is_missing(cfg, "ckpt"):
+        raise UserError("no checkpoint given: pass ckpt=PATH (e.g. ckpt=logs/train/runs/RUN/checkpoints/last.ckpt)")
+    load_plugins(cfg.get("plugins") or [])
+    check_metrics_config(cfg)
+    save_run_config(cfg, cfg.out_dir)
+    options = OmegaConf.to_container(cfg.metrics, resolve=True)
+    metric_set = MetricSet(options.pop("names"), options)
+    metric_set.check_n_fake(cfg.metrics.n_fake)
+    started = time.perf_counter()
+    device = pick_device(cfg.device)
+    model = OGAN.load_from_checkpoint(cfg.ckpt, device).eval()
+    if cfg.use_ema and not model.has_ema:
+        log.warning("the checkpoint has no EMA weights (ogan.ema_decay=0); using the raw weights")
+    datamodule = build_datamodule(model.hparams.config, cfg.dataset, cfg.paths.cache_dir)
+    mcfg = cfg.metrics
+    with image_progress() as start_progress:
+        ctx = MetricContext(model=model, datamodule=datamodule, n_fake=mcfg.n_fake, n_real=mcfg.n_real,
+                            batch_size=mcfg.batch_size, seed=cfg.seed, use_ema=cfg.use_ema,
+                            autocast_dtype=PRECISIONS[str(cfg.precision)], cache_dir=cfg.paths.cache_dir,
+                            inception_weights=mcfg.inception_weights, download=mcfg.download,
+                            antialias=mcfg.antialias, classifier=OmegaConf.to_container(mcfg.classifier),
+                            progress=start_progress)
+        metric_set.setup(ctx)  # before any data is read: missing weights stop the evaluation at once
+        datamodule.setup()
+        scores, protocol = metric_set.compute(ctx)
+    protocol["precision"] = str(cfg.precision)
+    print_table(scores)
+
+    ckpt = Path(cfg.ckpt).resolve()
+    record = {"ckpt": str(ckpt), "g_iter": model.g_iter, "kimg": model.kimg, "metrics": scores,
+              "protocol": protocol, "seed": cfg.seed, "device": str(device),
+              "wall_time_s": round(time.perf_counter() - started, 3), "time": now_iso(), "source": "evaluate.py"}
+    target = Path(cfg.results_file or ckpt.parent / "metrics.jsonl")
+    try:
+        results = append_jsonl(target, record)
+    except OSError as err:
+        raise UserError(f"cannot append the results to {target} ({err.strerror}); "
+                        "pass results_file=PATH to write them elsewhere") from None
+    print(f"results appended to {results}")
+    if cfg.grids:
+        record["grids"] = write_grids(cfg, model, datamodule)
+    return write_result(cfg.out_dir, record)  # for the summary of `evaluate.py -m ckpt=a,b`
+
+
+def write_grids(cfg: DictConfig, model: OGAN, datamodule) -> dict[str, str]:
+    layout = cfg.grid_layout
+    holdout = datamodule.holdout_batch(layout.n_recon + 2 * layout.interp_rows)
+    inputs = GridInputs.create(model.z_dim, holdout["image"], n_samples=layout.n_samples, n_recon=layout.n_recon,
+                               interp_rows=layout.interp_rows, interp_steps=layout.interp_steps, seed=cfg.seed)
+    paths = save_grids(make_grids(model, inputs, cfg.use_ema), cfg.out_dir)
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    return {k: str(v) for k, v in paths.items()}
+
+
+def main() -> None:
+    """The `ogan-evaluate` console script (and `python evaluate.py`)."""
+    run("evaluate", evaluate)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""How an entry point ends on an error: one line on stderr and exit code 2, never a traceback.
+
+In a Hydra multirun a failing job must not end the sweep: the job's error (a UserError, or any
+other exception, whose traceback then goes to the job's log) is printed as one line, recorded in
+the job's result.json with status "failed", and the next job runs. The sweep summary
+(ogan_pl.run.sweeps.SweepSummary) lists it and makes the sweep exit non-zero at the end.
+"""
+import functools
+import logging
+import sys
+from typing import NoReturn
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+
+from ogan_pl.run.sweeps import write_result
+from ogan_pl.utils.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def exit_with(err: UserError | str, code: int = 2) -> NoReturn:
+    """The one way a user's mistake ends a command: `error: ...` on one line, exit code 2."""
+    print(f"error: {one_line(err) if isinstance(err, BaseException) else err}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+class FailedJob:
+    """What a failed multirun job returns to the sweeper. Optuna's sweeper calls float() on a
+    trial's value: this raises, so the trial is told FAILED and the study goes on."""
+
+    def __init__(self, error: str):
+        self.error = error
+
+    def __float__(self) -> float:
+        raise ValueError(self.error)
+
+    def __repr__(self) -> str:
+        return f"failed job: {self.error}"
+
+
+def one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text if isinstance(err, UserError) else f"{type(err).__name__}: {text}"
+
+
+def _multirun_job() -> tuple[str, str] | None:
+    """(job number, output dir) when running as one job of a Hydra multirun, else None."""
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    hc = HydraConfig.get()
+    return str(hc.job.get("num", "?")), hc.runtime.output_dir
+
+
+def report_user_errors(fn):
+    """Wrap an entry point: a UserError ends it through `exit_with`. Inside a multirun every failure
+    of the job is recorded instead (see the module docstring)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        job = _multirun_job()
+        try:
+            return fn(*args, **kwargs)
+        except UserError as err:
+            if job is None:
+                exit_with(err)
+            return _record_failure(job, err)
+        except Exception as err:
+            if job is None:
+                raise
+            log.exception("job %s failed", job[0])  # the traceback, in the job's log file
+            return _record_failure(job, err)
+
+    return wrapper
+
+
+def _record_failure(job: tuple[str, str], err: Exception) -> FailedJob:
+    num, out_dir = job
+    message = one_line(err)
+    print(f"error: {message}  [job {num}]", file=sys.stderr, flush=True)
+    write_result(out_dir, {"error": message, "user_error": isinstance(err, UserError)}, status="failed")
+    return FailedJob(message)

@@ -1,0 +1,45 @@
+"""`ogan-parts [plugins=[mylab.ogan_parts]]` (or `python -m ogan_pl.tools.list_parts`): every
+registered part, with its arguments, their types and defaults."""
+import inspect
+import sys
+
+from ogan_pl.parts.plugins import load_plugins, plugins_from_argv
+from ogan_pl.parts.registry import REGISTRIES
+from ogan_pl.run.exits import exit_with
+from ogan_pl.utils.errors import UserError
+
+
+def _format_default(arg) -> str:
+    return "required" if arg.required else repr(arg.default)
+
+
+def describe() -> str:
+    lines = []
+    for group, registry in REGISTRIES.items():
+        lines.append(f"{registry.plural} ({group}):")
+        for name, qualname, args in registry.describe():
+            lines.append(f"  {name:<14} {qualname}")
+            for arg in args.values():
+                annotation = "" if arg.annotation is inspect.Parameter.empty else (
+                    arg.annotation if isinstance(arg.annotation, str) else getattr(arg.annotation, "__name__",
+                                                                                    str(arg.annotation)))
+                lines.append(f"      {arg.name}{': ' + str(annotation) if annotation else ''} = {_format_default(arg)}")
+    return "\n".join(lines)
+
+
+def list_parts(argv: list[str]) -> int:
+    try:
+        load_plugins(plugins_from_argv(argv))
+    except UserError as err:
+        exit_with(err)
+    print(describe())
+    return 0
+
+
+def main() -> None:
+    """The `ogan-parts` console script."""
+    sys.exit(list_parts(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()
