@@ -18,9 +18,12 @@ from torch import Tensor, nn
 from ogan_pl.checkpoints import read_checkpoint, stored_config
 from ogan_pl.method.augment import Augment
 from ogan_pl.method.correlation import correlation, standardize
+from ogan_pl.method.directions import edit_codes
 from ogan_pl.method.ema import EMA
 from ogan_pl.method.head import DiscriminatorHead
+from ogan_pl.method.inversion import InversionResult, invert
 from ogan_pl.method.losses import LossInputs
+from ogan_pl.method.perceptual import FeatureDistance
 from ogan_pl.parts.plugins import load_plugins, loaded_plugins
 from ogan_pl.parts.recipe import check_recipe, recipe
 from ogan_pl.parts.registry import ARCHITECTURES, AUGMENTS, LOSSES, OPTIMIZERS
@@ -397,6 +400,42 @@ class OGAN(pl.LightningModule):
     def interpolate(self, x_a: Tensor, x_b: Tensor, steps: int = 8, use_ema: bool = True) -> Tensor:
         """From x_a to x_b through their codes -> (B, steps, C, R, R)."""
         return self.interpolate_latents(self.latent(x_a, use_ema), self.latent(x_b, use_ema), steps, use_ema)
+
+    def invert(self, x: Tensor, steps: int = 100, lr: float = 0.1, init: str = "encoder",
+               perceptual: str | Callable[[Tensor, Tensor], Tensor] | None = "encoder", perceptual_weight: float = 1.0,
+               encoder_weight: float = 0.1, seed: int = 0, use_ema: bool = True, snapshots: tuple[int, ...] = (),
+               on_snapshot: Callable[[int], None] | None = None) -> InversionResult:
+        """Hybrid inversion of images x in [-1, 1] (ogan_pl.method.inversion): codes z with G(z) close
+        to x, the whole batch at once on the model's device. `perceptual`: "encoder" (distances in E's
+        own conv features), None, or a distance (a, b) -> (B,) such as ogan_pl.method.perceptual.LPIPS.
+        `seed` fixes the random start (init="random"); the result does not depend on anything else."""
+        x = x.to(self.device)
+        with self._inference(use_ema) as (E, G):
+            distance = FeatureDistance.of_convolutions(E) if perceptual == "encoder" else perceptual
+            generator = torch.Generator(device=self.device).manual_seed(seed)
+            return invert(G, E, x, self.z_dim, steps=steps, lr=lr, init=init, recon_scale=self.recon_scale,
+                          perceptual=distance, perceptual_weight=perceptual_weight, encoder_weight=encoder_weight,
+                          generator=generator, snapshots=snapshots, on_snapshot=on_snapshot)
+
+    @torch.no_grad()
+    def edit(self, x: Tensor | None, direction: Tensor, strengths, z: Tensor | None = None,
+             use_ema: bool = True) -> Tensor:
+        """G(z + a * d) for every image and strength a -> (B, S, C, R, R); z = s * N(E(x)) unless
+        given (e.g. from `invert`)."""
+        z = self.latent(x, use_ema) if z is None else z.to(self.device)
+        codes = edit_codes(z, direction.to(self.device), torch.as_tensor(strengths, dtype=torch.float32))
+        images = self.decode(codes.flatten(0, 1), use_ema)
+        return images.view(*codes.shape[:2], *images.shape[1:])
+
+    def first_layer_weight(self, use_ema: bool = True) -> Tensor:
+        """The weight (out_features, z_dim) of G's first layer, the one that reads z (SeFa's input)."""
+        G = self.G_ema.module if use_ema and self.has_ema else self.G
+        layer = getattr(G, "fc", None)
+        if not (isinstance(layer, nn.Linear) and layer.in_features == self.z_dim):
+            layer = next((m for m in G.modules() if isinstance(m, nn.Linear) and m.in_features == self.z_dim), None)
+        if layer is None:
+            raise UserError(f"{type(G).__name__} has no linear first layer reading z; SeFa needs one")
+        return layer.weight.detach()
 
     def sample(self, n: int, seed: int | None = None, use_ema: bool = True) -> Tensor:
         """n images from z ~ N(0, I); a seed makes them reproducible."""

@@ -20,7 +20,7 @@ LAYERS = [
     ["ogan_pl.models"],
     ["ogan_pl.data", "ogan_pl.metrics"],
     ["ogan_pl.parts"],  # schema, recipe, checks: the checks of a whole config
-    ["ogan_pl.checkpoints", "ogan_pl.module", "ogan_pl.grids", "ogan_pl"],
+    ["ogan_pl.checkpoints", "ogan_pl.module", "ogan_pl.grids", "ogan_pl.edits", "ogan_pl.user_images", "ogan_pl"],
     ["ogan_pl.callbacks"],
     ["ogan_pl.run"],
     ["ogan_pl.tools"],

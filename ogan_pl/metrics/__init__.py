@@ -29,10 +29,11 @@ from ogan_pl.metrics.image_metrics import (
                                         prepare_real_stats,
 )
 from ogan_pl.metrics.inception import InceptionFeatures, find_inception_weights
+from ogan_pl.metrics.inversion import EditingMetrics, InversionMetrics, build_perceptual
 from ogan_pl.metrics.real_stats import RealStats
 
 __all__ = ["FDClassifier", "ISClassifier", "KIDClassifier", "ReconClassifier", "class_inception_score",
            "frechet_distance", "kernel_inception_distance", "FID", "IMAGE_METRICS", "IS", "KID", "EncoderMetrics", "ImageMetrics", "InceptionFeatures",
-           "InceptionMetric", "Metric", "MetricContext", "MetricSet", "RealStats", "add_generated", "add_real",
+           "InceptionMetric", "EditingMetrics", "InversionMetrics", "build_perceptual", "Metric", "MetricContext", "MetricSet", "RealStats", "add_generated", "add_real",
            "encode_all", "encoder_metrics", "fake_noise", "find_inception_weights", "mean_correlation",
            "prepare_real_stats", "reconstruction_error", "shape_factor_probe"]

@@ -96,16 +96,17 @@ def train_classifier(datamodule, spec: ClassifierSpec) -> tuple[DomainClassifier
     steps = spec.epochs * ((len(train_images) + spec.batch_size - 1) // spec.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=spec.lr, total_steps=steps)
     model.train()
-    for _ in range(spec.epochs):
-        order = torch.randperm(len(train_images), generator=generator)
-        for i in range(0, len(order), spec.batch_size):
-            idx = order[i:i + spec.batch_size]
-            x = _shift(to_model_range(train_images[idx]), spec.max_shift, generator)
-            loss = F.cross_entropy(model(x)[1], train_labels[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
+    with torch.enable_grad():  # also when a metric asks for the classifier inside torch.no_grad()
+        for _ in range(spec.epochs):
+            order = torch.randperm(len(train_images), generator=generator)
+            for i in range(0, len(order), spec.batch_size):
+                idx = order[i:i + spec.batch_size]
+                x = _shift(to_model_range(train_images[idx]), spec.max_shift, generator)
+                loss = F.cross_entropy(model(x)[1], train_labels[idx])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
     model.eval()
     record = {"holdout_accuracy": accuracy(model, holdout_images, holdout_labels),
               "train_accuracy": accuracy(model, train_images[:5000], train_labels[:5000]),

@@ -6,7 +6,8 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 
 from ogan_pl.data.convert import to_model_range
 from ogan_pl.data.shapes import FACTORS
-from ogan_pl.method.losses import correlation
+from ogan_pl.method.correlation import correlation
+from ogan_pl.method.directions import pca_directions
 from ogan_pl.metrics.base import Metric, MetricContext, check_int
 from ogan_pl.parts.registry import METRICS
 from ogan_pl.utils.loaders import first_items
@@ -64,6 +65,14 @@ def shape_factor_probe(codes_train: Tensor, factors_train: Tensor, codes_test: T
             "probe/hue_r2": r2[3:5].mean().item(), "probe/shape_accuracy": accuracy.item()}
 
 
+def image_quality(x_hat: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-image PSNR (dB) and SSIM of images in [-1, 1], both computed on [0, 1] -> ((B,), (B,))."""
+    x, x_hat = (x.float().cpu() + 1) / 2, ((x_hat.float().cpu() + 1) / 2).clamp(0, 1)
+    psnr = peak_signal_noise_ratio(x_hat, x, data_range=1.0, reduction="none", dim=(1, 2, 3))
+    ssim = structural_similarity_index_measure(x_hat, x, data_range=1.0, reduction="none")
+    return psnr, ssim
+
+
 @torch.no_grad()
 def reconstruction_error(model, images: Tensor, batch_size: int = 256, use_ema: bool = True) -> dict[str, float]:
     """x vs x_hat = G(s N(E(x))) for images in [-1, 1]: MSE (in [-1, 1]), and PSNR and SSIM on [0, 1]
@@ -77,11 +86,27 @@ def reconstruction_error(model, images: Tensor, batch_size: int = 256, use_ema: 
     images = images.float().cpu()
     own = (recon - images).pow(2).mean().item()
     other = (recon.roll(1, dims=0) - images).pow(2).mean().item()
-    x, x_hat = (images + 1) / 2, ((recon + 1) / 2).clamp(0, 1)
-    psnr = peak_signal_noise_ratio(x_hat, x, data_range=1.0, reduction="elementwise_mean", dim=(1, 2, 3))
-    ssim = structural_similarity_index_measure(x_hat, x, data_range=1.0)
-    return {"recon/mse": own, "recon/psnr": psnr.item(), "recon/ssim": ssim.item(),
+    psnr, ssim = image_quality(recon, images)
+    return {"recon/mse": own, "recon/psnr": psnr.mean().item(), "recon/ssim": ssim.mean().item(),
             "recon/mse_other": other, "recon/specificity_ratio": own / other}
+
+
+@torch.no_grad()
+def latent_editing_consistency(model, images: Tensor, batch_size: int = 256, use_ema: bool = True,
+                               strength: float = 2.0, k: int = 3) -> float:
+    """e4e's LEC, mean over images and edits: ||z - f^-1(z')||, z = s N(E(x)), z' = s N(E(G(f(z)))),
+    f(z) = z + a d, for a = +-strength along the top k principal directions d of the images' codes
+    (0 when encoding an edited image gives back the edited code)."""
+    z = torch.cat([model.latent(images[i:i + batch_size], use_ema).float().cpu()
+                   for i in range(0, len(images), batch_size)])
+    distances = []
+    for d in pca_directions(z, k):
+        for a in (strength, -strength):
+            edited = z + a * d
+            back = torch.cat([model.latent(model.decode(edited[i:i + batch_size], use_ema), use_ema).float().cpu()
+                              for i in range(0, len(z), batch_size)])
+            distances.append((z - (back - a * d)).norm(dim=1))
+    return torch.cat(distances).mean().item()
 
 
 @torch.no_grad()
@@ -95,6 +120,7 @@ def encoder_metrics(model, datamodule, n_rho: int = 10000, n_probe_train: int = 
     holdout_images = to_model_range(holdout["image"])
     out = reconstruction_error(model, holdout_images, batch_size, use_ema)
     out["encoder/rho"] = mean_correlation(model, n_rho, batch_size, seed, use_ema)
+    out["encoder/lec"] = latent_editing_consistency(model, holdout_images, batch_size, use_ema)
     if "factors" in holdout:
         train = first_items(datamodule.real_dataloader(n_probe_train, batch_size), n_probe_train)
         codes_train = encode_all(model, to_model_range(train["image"]), batch_size, use_ema)

@@ -20,6 +20,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ogan_pl.method.head import HEADS
+from ogan_pl.method.inversion import INITS
 from ogan_pl.parts.values import check_type, did_you_mean, must_be
 from ogan_pl.utils.errors import UserError
 
@@ -119,6 +120,73 @@ class BenchSection(Section):
 class BenchConfig(TrainConfig):
     """conf/bench.yaml: a training config and the `bench` section."""
     bench: BenchSection
+
+
+class LpipsSection(Section):
+    vgg: str
+    weights: str
+
+
+class InvertConfig(Section):
+    """conf/invert.yaml."""
+    task_name: str
+    ckpt: str
+    input: str
+    output: str
+    resize: bool
+    steps: Annotated[int, Field(ge=0, strict=True, description="an integer >= 0 (0: the encoder alone)")]
+    lr: PositiveFinite
+    init: Literal[INITS]
+    perceptual: Literal["encoder", "classifier", "lpips", "none"]
+    perceptual_weight: Annotated[float, Field(ge=0, allow_inf_nan=False, description="a finite number >= 0")]
+    encoder_weight: Annotated[float, Field(ge=0, allow_inf_nan=False, description="a finite number >= 0")]
+    batch_size: PositiveInt
+    device: str
+    seed: Annotated[int, Field(ge=0, strict=True, description="an integer >= 0")]
+    use_ema: bool
+    plugins: list[str]
+    lpips: LpipsSection
+    paths: dict
+
+
+class DirectionsConfig(Section):
+    """conf/directions.yaml."""
+    task_name: str
+    ckpt: str
+    output: str
+    method: Literal["class_mean", "linear", "pca", "sefa"]
+    attribute: str
+    target: str | int | None
+    source: str | int | None
+    k: PositiveInt
+    input: str | None
+    labels: str | None
+    resize: bool
+    n_images: PositiveInt | None
+    batch_size: PositiveInt
+    device: str
+    use_ema: bool
+    plugins: list[str]
+    paths: dict
+
+
+class EditConfig(Section):
+    """conf/edit.yaml."""
+    task_name: str
+    ckpt: str
+    directions: str
+    output: str
+    index: Annotated[int, Field(ge=0, strict=True, description="an integer >= 0")]
+    strengths: list[Annotated[float, Field(allow_inf_nan=False)]]
+    input: str | None
+    resize: bool
+    n_images: PositiveInt
+    invert_steps: Annotated[int, Field(ge=0, strict=True, description="an integer >= 0")]
+    batch_size: PositiveInt
+    device: str
+    use_ema: bool
+    plugins: list[str]
+    paths: dict
 
 
 def check_sections(config: dict, model: type[BaseModel] = TrainConfig, prefix: str = "") -> None:

@@ -19,20 +19,13 @@ from ogan_pl.parts.registry import DATASETS
 from ogan_pl.parts.values import check_int
 from ogan_pl.run.cli import run
 from ogan_pl.run.rundir import save_run_config
+from ogan_pl.run.setup import pick_device
 from ogan_pl.run.sweeps import write_result
 from ogan_pl.utils.console import image_progress
 from ogan_pl.utils.errors import UserError
 from ogan_pl.utils.io import append_jsonl, now_iso
 
 log = logging.getLogger(__name__)
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device={name} but no CUDA GPU is available; use device=cpu or device=auto")
-    return torch.device(name)
 
 
 def build_datamodule(stored: dict, overrides: DictConfig, cache_dir: str):

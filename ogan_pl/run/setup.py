@@ -53,3 +53,11 @@ def configure_torch(cfg: DictConfig) -> None:
     precision = cfg.speed.float32_matmul_precision  # one of the choices of ogan_pl.parts.schema.SpeedSection
     torch.set_float32_matmul_precision(precision)
     torch.backends.cudnn.allow_tf32 = precision != "highest"
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device={name} but no CUDA GPU is available; use device=cpu or device=auto")
+    return torch.device(name)

@@ -1,0 +1,110 @@
+"""Editing directions for a trained model: fitted on codes of labelled real images (the dataset's
+labels or factors, or a user's `file,attribute` CSV) or found without labels, saved as a small
+file with its provenance and read back as safely as a checkpoint (weights-only, checked).
+
+The math is in ogan_pl.method.directions; this module gathers the codes and labels and keeps the files.
+"""
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ogan_pl.data.shapes import FACTORS
+from ogan_pl.method.directions import class_mean_direction, linear_direction, pca_directions, sefa_directions
+from ogan_pl.parts.values import check_plain
+from ogan_pl.utils.errors import UserError
+from ogan_pl.utils.io import atomic_torch_save
+
+METHODS = ("class_mean", "linear", "pca", "sefa")
+SUPERVISED = ("class_mean", "linear")
+FORMAT = "ogan_pl.directions/1"
+
+
+@torch.no_grad()
+def codes_of(model, images: Tensor, batch_size: int = 256, use_ema: bool = True) -> Tensor:
+    """z = s * N(E(x)) of images in [-1, 1], on the CPU."""
+    return torch.cat([model.latent(images[i:i + batch_size], use_ema).float().cpu()
+                      for i in range(0, len(images), batch_size)])
+
+
+def dataset_labels(batch: dict, attribute: str) -> np.ndarray:
+    """The labels of a batch of dataset items: `label`, or a shapes factor (x, y, scale, rotation,
+    hue), split at its median into "low" and "high"."""
+    if attribute == "label":
+        if "label" not in batch:
+            raise UserError("attribute=label: this dataset has no labels; give labels=CSV with your own")
+        return batch["label"].numpy()
+    if attribute in FACTORS and "factors" in batch:
+        values = batch["factors"][:, FACTORS.index(attribute)].numpy()
+        return np.where(values > np.median(values), "high", "low")
+    raise UserError(f"attribute={attribute!r}: the dataset has label" + (
+        f" and the factors {', '.join(FACTORS[1:])}" if "factors" in batch else ""))
+
+
+def _match(labels: np.ndarray, value) -> object:
+    """`value` (from the command line, a string or a number) as it appears among the labels."""
+    for label in np.unique(labels):
+        if str(label) == str(value):
+            return label
+    raise UserError(f"target/source {value!r} is not among the labels ({', '.join(map(str, np.unique(labels)))})")
+
+
+def fit_directions(model, method: str, codes: Tensor | None = None, labels: np.ndarray | None = None,
+                   target=None, source=None, k: int = 5, use_ema: bool = True) -> tuple[Tensor, list[str]]:
+    """-> (directions (n, z_dim), a name for each)."""
+    if method in SUPERVISED:
+        if codes is None or labels is None or target is None:
+            raise UserError(f"method={method} needs labelled images and target=LABEL")
+        target = _match(labels, target)
+        source = _match(labels, source) if source is not None else None
+        ids = torch.as_tensor(np.searchsorted(np.unique(labels), labels))
+        target_id = int(np.searchsorted(np.unique(labels), target))
+        source_id = int(np.searchsorted(np.unique(labels), source)) if source is not None else None
+        if method == "class_mean":
+            direction = class_mean_direction(codes, ids, target_id, source_id)
+        else:
+            if source is not None:
+                keep = (ids == target_id) | (ids == source_id)
+                codes, ids = codes[keep], ids[keep]
+            direction = linear_direction(codes, ids, target_id)
+        name = f"{method}:{source if source is not None else 'rest'}->{target}"
+        return direction[None], [name]
+    if method == "pca":
+        if codes is None:
+            raise UserError("method=pca needs images to encode")
+        return pca_directions(codes, k), [f"pca:{i}" for i in range(min(k, codes.shape[1]))]
+    if method == "sefa":
+        return sefa_directions(model.first_layer_weight(use_ema).cpu(), k), [f"sefa:{i}" for i in range(k)]
+    raise UserError(f"method={method!r} must be one of: {', '.join(METHODS)}")
+
+
+def save_directions(path: str | Path, directions: Tensor, names: list[str], provenance: dict) -> Path:
+    check_plain(provenance, "provenance")
+    return atomic_torch_save({"format": FORMAT, "directions": directions.float().contiguous(), "names": list(names),
+                              "provenance": provenance}, path)
+
+
+def load_directions(path: str | Path, z_dim: int) -> tuple[Tensor, list[str], dict]:
+    """(directions (n, z_dim), names, provenance) from a file written by save_directions; anything
+    else is refused with one line (weights-only unpickling: tensors and plain values, no code)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"directions={path} not found; write one with ogan-directions")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise UserError(f"cannot read directions file {path} ({type(err).__name__}); is it from ogan-directions?") \
+            from None
+    if not (isinstance(data, dict) and data.get("format") == FORMAT and isinstance(data.get("directions"), Tensor)
+            and isinstance(data.get("names"), list) and isinstance(data.get("provenance"), dict)):
+        raise UserError(f"{path} is not a directions file written by ogan-directions ({FORMAT})")
+    directions, names = data["directions"], data["names"]
+    if directions.ndim != 2 or directions.shape[1] != z_dim or len(names) != len(directions):
+        raise UserError(f"{path} holds directions of shape {tuple(directions.shape)}; this model's codes have "
+                        f"{z_dim} entries")
+    if not torch.isfinite(directions).all():
+        raise UserError(f"{path}: its directions are not finite")
+    check_plain(data["provenance"], "provenance")
+    check_plain(names, "names")
+    return directions.float(), [str(n) for n in names], data["provenance"]

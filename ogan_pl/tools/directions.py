@@ -1,0 +1,62 @@
+"""`ogan-directions ckpt=PATH method=class_mean target=7 output=FILE` (or `python -m
+ogan_pl.tools.directions`): fit editing directions in code space and save them with their provenance."""
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ogan_pl.edits import SUPERVISED, codes_of, dataset_labels, fit_directions, save_directions
+from ogan_pl.module import OGAN
+from ogan_pl.parts.plugins import load_plugins
+from ogan_pl.parts.schema import DirectionsConfig, check_sections
+from ogan_pl.run.cli import run
+from ogan_pl.run.evaluate import build_datamodule
+from ogan_pl.run.setup import pick_device
+from ogan_pl.user_images import image_files, read_images, read_labels
+from ogan_pl.utils.errors import UserError
+from ogan_pl.utils.io import now_iso
+from ogan_pl.utils.nested import plain_config
+
+
+def labelled_codes(cfg: DictConfig, model: OGAN):
+    """(codes, labels or None, where they came from) for the directions' fit."""
+    dataset = model.hparams.config["dataset"]
+    if cfg.input is not None:
+        files = image_files(cfg.input)
+        images = read_images(files, dataset["resolution"], dataset["channels"], cfg.resize)
+        labels = read_labels(cfg.labels, files, Path(cfg.input)) if cfg.labels is not None else None
+        return codes_of(model, images, cfg.batch_size, cfg.use_ema), labels, {"input": str(cfg.input),
+                                                                              "labels": cfg.labels}
+    if cfg.labels is not None:
+        raise UserError("labels=CSV goes with input=DIR (the images it labels)")
+    datamodule = build_datamodule(model.hparams.config, OmegaConf.create({}), cfg.paths.cache_dir)
+    datamodule.setup()
+    n = len(datamodule.train_set) if cfg.n_images is None else min(cfg.n_images, len(datamodule.train_set))
+    batch = datamodule.first_batch("train", n)
+    labels = dataset_labels(batch, cfg.attribute) if cfg.method in SUPERVISED else None
+    return codes_of(model, batch["image"], cfg.batch_size, cfg.use_ema), labels, {
+        "dataset": dataset["_name_"], "split": "train", "n_images": n, "attribute": cfg.attribute}
+
+
+def directions(cfg: DictConfig) -> dict:
+    check_sections(plain_config(cfg), DirectionsConfig)
+    load_plugins(cfg.plugins)
+    model = OGAN.load_from_checkpoint(cfg.ckpt, pick_device(cfg.device)).eval()
+    codes, labels, source = (None, None, {}) if cfg.method == "sefa" else labelled_codes(cfg, model)
+    found, names = fit_directions(model, cfg.method, codes, labels, cfg.target, cfg.source, cfg.k, cfg.use_ema)
+    provenance = {"ckpt": str(Path(cfg.ckpt).resolve()), "g_iter": model.g_iter, "method": cfg.method,
+                  "target": cfg.target, "source": cfg.source, "use_ema": cfg.use_ema, "time": now_iso(),
+                  "codes": "z = s * N(E(x))", **source}
+    path = save_directions(cfg.output, found, names, provenance)
+    norms = ", ".join(f"{n}" for n in names)
+    print(f"{len(names)} direction(s) ({norms}) written to {path}")
+    return {"file": str(path), "names": names, "norm": float(torch.linalg.vector_norm(found, dim=1).mean())}
+
+
+def main() -> None:
+    """The `ogan-directions` console script."""
+    run("directions", directions)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""`ogan-edit ckpt=PATH directions=FILE output=DIR [index=0 strengths=[...] input=DIR]` (or `python -m
+ogan_pl.tools.edit`): edit grids along one direction, rows the images, columns the strengths."""
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torchvision.utils import make_grid, save_image
+
+from ogan_pl.edits import load_directions
+from ogan_pl.module import OGAN
+from ogan_pl.parts.plugins import load_plugins
+from ogan_pl.parts.schema import EditConfig, check_sections
+from ogan_pl.run.cli import run
+from ogan_pl.run.evaluate import build_datamodule
+from ogan_pl.run.setup import pick_device
+from ogan_pl.user_images import image_files, read_images
+from ogan_pl.utils.errors import UserError
+from ogan_pl.utils.nested import plain_config
+
+
+def edit(cfg: DictConfig) -> dict:
+    check_sections(plain_config(cfg), EditConfig)
+    load_plugins(cfg.plugins)
+    device = pick_device(cfg.device)
+    model = OGAN.load_from_checkpoint(cfg.ckpt, device).eval()
+    found, names, provenance = load_directions(cfg.directions, model.z_dim)
+    if cfg.index >= len(found):
+        raise UserError(f"index={cfg.index}: {cfg.directions} holds {len(found)} direction(s) ({', '.join(names)})")
+    if not cfg.strengths:
+        raise UserError("strengths is empty; give a list such as [-3,-1.5,0,1.5,3]")
+    dataset = model.hparams.config["dataset"]
+    if cfg.input is not None:
+        images = read_images(image_files(cfg.input), dataset["resolution"], dataset["channels"], cfg.resize)
+    else:
+        datamodule = build_datamodule(model.hparams.config, OmegaConf.create({}), cfg.paths.cache_dir)
+        images = datamodule.holdout_batch(cfg.n_images)["image"]
+    rows = []
+    for first in range(0, len(images), cfg.batch_size):
+        batch = images[first:first + cfg.batch_size].to(device)
+        z = model.invert(batch, steps=cfg.invert_steps, use_ema=cfg.use_ema).z if cfg.invert_steps else None
+        edited = model.edit(batch, found[cfg.index], list(cfg.strengths), z=z, use_ema=cfg.use_ema)
+        rows.append(torch.cat([batch[:, None], edited], dim=1).cpu())  # first column: the image itself
+    grid = torch.cat(rows)
+    out = Path(cfg.output)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / f"edit_{names[cfg.index].replace(':', '_').replace('->', '_to_')}.png"
+    save_image(make_grid(((grid.flatten(0, 1).float() + 1) / 2).clamp(0, 1), nrow=grid.shape[1], padding=2), target)
+    print(f"{len(images)} images x {len(cfg.strengths)} strengths along {names[cfg.index]}: {target}")
+    return {"grid": str(target), "direction": names[cfg.index], "provenance": provenance}
+
+
+def main() -> None:
+    """The `ogan-edit` console script."""
+    run("edit", edit)
+
+
+if __name__ == "__main__":
+    main()
