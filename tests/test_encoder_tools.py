@@ -197,8 +197,7 @@ def test_edit_moves_codes_along_the_direction(make_model):
 
 
 # ----------------------------------------------------------------- a trained digits model (slow)
-@pytest.fixture(scope="module")
-def trained_digits(tmp_path_factory):
+def train_digits(tmp):
     """The default run's settings on the built-in digits for 600 generator iterations (about a minute)."""
     import pytorch_lightning as pl
     from hydra import compose, initialize_config_dir
@@ -206,7 +205,6 @@ def trained_digits(tmp_path_factory):
 
     from ogan_pl.data import DigitsDataModule
 
-    tmp = tmp_path_factory.mktemp("digits")
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=["logger=none", "train.steps=600"])
     with open_dict(cfg):
@@ -217,17 +215,20 @@ def trained_digits(tmp_path_factory):
     data = DigitsDataModule(**{k: v for k, v in config["dataset"].items() if k != "_name_"})
     pl.Trainer(accelerator="cpu", max_steps=2 * 600, logger=False, enable_checkpointing=False,
                enable_progress_bar=False, enable_model_summary=False).fit(model, datamodule=data)
-    return model.eval(), DigitsDataModule(batch_size=64), config, tmp
+    return model.eval(), DigitsDataModule(batch_size=64), config
 
 
 @pytest.mark.slow
-def test_hybrid_inversion_beats_the_encoder_and_a_random_start(trained_digits):
-    """On 64 held-out digits, 50 steps: hybrid PSNR above the encoder's and above optimisation from a
-    random start with the same steps. Margins from the measurement in the docstring of this module's
-    results (docs/results.md, "Inversion")."""
+def test_on_a_trained_model_inversion_beats_the_encoder_and_class_directions_beat_random_ones(tmp_path):
+    """600 iterations of the default run on the digits. Inversion of 64 held-out digits, 50 steps:
+    hybrid PSNR above the encoder's and above optimisation from a random start with the same steps
+    (measured 2026-12-03: 15.56, 20.75, 17.11 dB). Editing: a class direction turns a digit into its
+    class far more often than a random direction of the same norm turns it into that class
+    (measured: 0.55 of the digits at strength 4; 0.74 change label, against 0.37 for random ones)."""
+    from ogan_pl.metrics import MetricContext, MetricSet
     from ogan_pl.metrics.encoder import image_quality
 
-    model, data, _, _ = trained_digits
+    model, data, config = train_digits(tmp_path)
     x = data.holdout_batch(64)["image"]
     encoder_psnr = image_quality(model.reconstruct(x), x)[0].mean()
     hybrid = model.invert(x, steps=50)
@@ -238,19 +239,13 @@ def test_hybrid_inversion_beats_the_encoder_and_a_random_start(trained_digits):
     assert hybrid_psnr > encoder_psnr + 0.5
     assert hybrid_psnr > random_psnr + 0.5
 
-
-@pytest.mark.slow
-def test_class_directions_change_the_label_far_more_than_random_ones(trained_digits):
-    from ogan_pl.metrics import MetricContext, MetricSet
-
-    model, data, config, tmp = trained_digits
     metric_set = MetricSet(["editing", "inversion"], {"editing": {"n_fit": 2000, "n_images": 128,
                                                                   "strengths": [2.0, 4.0]},
                                                       "inversion": {"n_images": 32, "steps": [5, 20]}})
-    ctx = MetricContext(model=model, datamodule=data, n_fake=10, batch_size=128, cache_dir=str(tmp),
+    ctx = MetricContext(model=model, datamodule=data, n_fake=10, batch_size=128, cache_dir=str(tmp_path),
                         classifier=config["metrics"]["classifier"])
     metric_set.setup(ctx)
-    scores, protocol = metric_set.compute(ctx)
+    scores, _ = metric_set.compute(ctx)
     print(scores)
     assert scores["editing/to_target@4"] > 5 * scores["editing/random_to_target@4"]
     assert scores["editing/class_change@4"] > 1.5 * scores["editing/random_change@4"]
