@@ -21,13 +21,6 @@ SUPERVISED = ("class_mean", "linear")
 FORMAT = "ogan_pl.directions/1"
 
 
-@torch.no_grad()
-def codes_of(model, images: Tensor, batch_size: int = 256, use_ema: bool = True) -> Tensor:
-    """z = s * N(E(x)) of images in [-1, 1], on the CPU."""
-    return torch.cat([model.latent(images[i:i + batch_size], use_ema).float().cpu()
-                      for i in range(0, len(images), batch_size)])
-
-
 def dataset_labels(batch: dict, attribute: str) -> np.ndarray:
     """The labels of a batch of dataset items: `label`, or a shapes factor (x, y, scale, rotation,
     hue), split at its median into "low" and "high"."""

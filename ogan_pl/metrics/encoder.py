@@ -30,6 +30,13 @@ def encode_all(model, images: Tensor, batch_size: int = 256, use_ema: bool = Tru
                       for i in range(0, len(images), batch_size)])
 
 
+@torch.no_grad()
+def latent_all(model, images: Tensor, batch_size: int = 256, use_ema: bool = True) -> Tensor:
+    """z = s * N(E(x)) of images in [-1, 1], in batches, on the CPU (the codes G reads and edits move)."""
+    return torch.cat([model.latent(images[i:i + batch_size], use_ema).float().cpu()
+                      for i in range(0, len(images), batch_size)])
+
+
 def _ridge(x_train: Tensor, y_train: Tensor, x_test: Tensor, alpha: float) -> Tensor:
     mean, std = x_train.mean(0), x_train.std(0).clamp_min(1e-8)
     add_bias = lambda x: torch.cat([(x - mean) / std, torch.ones(len(x), 1, dtype=x.dtype)], 1)  # noqa: E731
@@ -97,8 +104,7 @@ def latent_editing_consistency(model, images: Tensor, batch_size: int = 256, use
     """e4e's LEC, mean over images and edits: ||z - f^-1(z')||, z = s N(E(x)), z' = s N(E(G(f(z)))),
     f(z) = z + a d, for a = +-strength along the top k principal directions d of the images' codes
     (0 when encoding an edited image gives back the edited code)."""
-    z = torch.cat([model.latent(images[i:i + batch_size], use_ema).float().cpu()
-                   for i in range(0, len(images), batch_size)])
+    z = latent_all(model, images, batch_size, use_ema)
     distances = []
     for d in pca_directions(z, k):
         for a in (strength, -strength):

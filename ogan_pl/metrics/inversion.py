@@ -16,7 +16,7 @@ from ogan_pl.method.perceptual import LPIPS, FeatureDistance
 from ogan_pl.metrics.base import Metric, MetricContext, check_int
 from ogan_pl.metrics.classifier_metrics import ClassifierMetric
 from ogan_pl.metrics.domain_classifier import ClassifierSpec, load_or_train
-from ogan_pl.metrics.encoder import image_quality
+from ogan_pl.metrics.encoder import image_quality, latent_all
 from ogan_pl.parts.registry import METRICS
 from ogan_pl.utils.errors import UserError
 
@@ -149,11 +149,11 @@ class EditingMetrics(ClassifierMetric):
     @torch.no_grad()
     def compute(self, ctx: MetricContext, shared: dict) -> tuple[dict[str, float], dict]:
         from_train = ctx.datamodule.first_batch("train", self.n_fit)
-        codes = _latents(ctx, from_train["image"])
+        codes = latent_all(ctx.model, from_train["image"], ctx.batch_size, ctx.use_ema)
         labels = from_train["label"]
         classifier, _ = self.classifier(ctx, shared)
         held_out = ctx.datamodule.holdout_batch(self.n_images)
-        z = _latents(ctx, held_out["image"])
+        z = latent_all(ctx.model, held_out["image"], ctx.batch_size, ctx.use_ema)
         base = ctx.model.decode(z, ctx.use_ema).float().cpu()
         _, probs = self.outputs(classifier, base, ctx.batch_size)
         before = probs.argmax(1)
@@ -187,11 +187,6 @@ class EditingMetrics(ClassifierMetric):
             scores[f"editing/psnr_to_recon@{a:g}"] = torch.cat(psnrs).mean().item()
         return scores, self.protocol(ctx, shared, n_fit=len(codes), n_images=len(z), method=self.method,
                                      strengths=self.strengths)
-
-
-def _latents(ctx: MetricContext, images: torch.Tensor) -> torch.Tensor:
-    return torch.cat([ctx.model.latent(images[i:i + ctx.batch_size], ctx.use_ema).float().cpu()
-                      for i in range(0, len(images), ctx.batch_size)])
 
 
 def fit_direction(method: str, codes: torch.Tensor, labels: torch.Tensor, target: int) -> torch.Tensor:

@@ -5,7 +5,8 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ogan_pl.edits import SUPERVISED, codes_of, dataset_labels, fit_directions, save_directions
+from ogan_pl.edits import SUPERVISED, dataset_labels, fit_directions, save_directions
+from ogan_pl.metrics.encoder import latent_all
 from ogan_pl.module import OGAN
 from ogan_pl.parts.plugins import load_plugins
 from ogan_pl.parts.schema import DirectionsConfig, check_sections
@@ -25,7 +26,7 @@ def labelled_codes(cfg: DictConfig, model: OGAN):
         files = image_files(cfg.input)
         images = read_images(files, dataset["resolution"], dataset["channels"], cfg.resize)
         labels = read_labels(cfg.labels, files, Path(cfg.input)) if cfg.labels is not None else None
-        return codes_of(model, images, cfg.batch_size, cfg.use_ema), labels, {"input": str(cfg.input),
+        return latent_all(model, images, cfg.batch_size, cfg.use_ema), labels, {"input": str(cfg.input),
                                                                               "labels": cfg.labels}
     if cfg.labels is not None:
         raise UserError("labels=CSV goes with input=DIR (the images it labels)")
@@ -34,7 +35,7 @@ def labelled_codes(cfg: DictConfig, model: OGAN):
     n = len(datamodule.train_set) if cfg.n_images is None else min(cfg.n_images, len(datamodule.train_set))
     batch = datamodule.first_batch("train", n)
     labels = dataset_labels(batch, cfg.attribute) if cfg.method in SUPERVISED else None
-    return codes_of(model, batch["image"], cfg.batch_size, cfg.use_ema), labels, {
+    return latent_all(model, batch["image"], cfg.batch_size, cfg.use_ema), labels, {
         "dataset": dataset["_name_"], "split": "train", "n_images": n, "attribute": cfg.attribute}
 
 
