@@ -11,7 +11,8 @@ import torch
 from torch import Tensor
 
 from ogan_pl.data.shapes import FACTORS
-from ogan_pl.method.directions import class_mean_direction, linear_direction, pca_directions, sefa_directions
+from ogan_pl.method.directions import (above_median, class_mean_direction, linear_direction, pca_directions,
+                                       sefa_directions)
 from ogan_pl.parts.values import check_plain
 from ogan_pl.utils.errors import UserError
 from ogan_pl.utils.io import atomic_torch_save
@@ -29,8 +30,7 @@ def dataset_labels(batch: dict, attribute: str) -> np.ndarray:
             raise UserError("attribute=label: this dataset has no labels; give labels=CSV with your own")
         return batch["label"].numpy()
     if attribute in FACTORS and "factors" in batch:
-        values = batch["factors"][:, FACTORS.index(attribute)].numpy()
-        return np.where(values > np.median(values), "high", "low")
+        return np.where(above_median(batch["factors"][:, FACTORS.index(attribute)]).numpy(), "high", "low")
     raise UserError(f"attribute={attribute!r}: the dataset has label" + (
         f" and the factors {', '.join(FACTORS[1:])}" if "factors" in batch else ""))
 

@@ -63,6 +63,108 @@ def test_pca_and_sefa_directions_match_numpy_up_to_sign():
     assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-6)
 
 
+def test_ridge_probe_matches_an_augmented_least_squares_solution():
+    from ogan_pl.metrics.encoder import fit_ridge
+
+    gen = np.random.default_rng(3)
+    x, y = gen.normal(size=(200, 6)) * [1, 2, 3, 4, 5, 6] + 1, gen.normal(size=(200, 2))
+    a = np.c_[(x - x.mean(0)) / x.std(0, ddof=1), np.ones(200)]
+    alpha = 0.05  # ridge = least squares on [A; sqrt(alpha n) I] against [Y; 0]
+    w = np.linalg.lstsq(np.r_[a, np.sqrt(alpha * 200) * np.eye(7)], np.r_[y, np.zeros((7, 2))], rcond=None)[0]
+    x_new = gen.normal(size=(5, 6))
+    want = np.c_[(x_new - x.mean(0)) / x.std(0, ddof=1), np.ones(5)] @ w
+    got = fit_ridge(torch.tensor(x), torch.tensor(y), alpha)(torch.tensor(x_new))
+    np.testing.assert_allclose(got.numpy(), want, atol=1e-10)
+
+
+def test_factor_changes_by_hand():
+    from ogan_pl.metrics.factor_editing import factor_changes
+
+    def reading(x, y, scale, hue, shape):
+        return torch.tensor([[x, y, scale, np.cos(2 * np.pi * hue), np.sin(2 * np.pi * hue),
+                              *np.eye(3)[shape]]], dtype=torch.float64)
+
+    change = factor_changes(reading(0.2, 0.5, 0.3, 0.95, 0), reading(0.6, 0.4, 0.3, 0.05, 2),
+                            torch.tensor([0.1, 0.2, 0.5], dtype=torch.float64))
+    np.testing.assert_allclose(change["continuous"].numpy(), [[4.0, -0.5, 0.0]], atol=1e-12)
+    np.testing.assert_allclose(change["hue"].numpy(), [0.1], atol=1e-12)  # 0.95 -> 0.05: the short way round
+    assert change["shape"].tolist() == [1.0]
+
+
+class _LinearWorld:
+    """A stand-in model and datamodule: images are vectors (n, D, 1, 1) = W t(factors) + noise; G and E
+    are the identity, so everything the factor-editing metric does is linear algebra NumPy can redo."""
+    z_dim, recon_scale, has_ema = 12, 0.9, False
+
+    def __init__(self):
+        from ogan_pl.metrics.encoder import factor_targets
+
+        gen = np.random.default_rng(4)
+        self.weight = gen.normal(size=(self.z_dim, 8))
+        self.split = {}
+        for name, n in (("train", 600), ("holdout", 50)):
+            f = np.c_[gen.integers(0, 3, n), gen.uniform(0.2, 0.8, (n, 3)), gen.uniform(0, 1, (n, 2))]
+            factors = torch.tensor(f, dtype=torch.float32)
+            images = factor_targets(factors).numpy() @ self.weight.T + 0.05 * gen.normal(size=(n, self.z_dim))
+            self.split[name] = {"image": torch.tensor(images, dtype=torch.float32)[:, :, None, None],
+                                "factors": factors}
+
+    def first_batch(self, split, n):
+        return {k: v[:n] for k, v in self.split[split].items()}
+
+    def holdout_batch(self, n):
+        return self.first_batch("holdout", n)
+
+    def encode(self, x, use_ema=True):
+        return x.flatten(1)
+
+    def decode(self, z, use_ema=True):
+        return z[:, :, None, None]
+
+    def latent(self, x, use_ema=True):
+        e = self.encode(x)
+        return self.recon_scale * (e - e.mean(1, keepdim=True)) / e.std(1, keepdim=True)
+
+
+def test_factor_editing_metric_matches_numpy_on_a_linear_world():
+    from ogan_pl.metrics import MetricContext, MetricSet
+
+    world = _LinearWorld()
+    metrics = MetricSet(["factor_editing"], {"factor_editing": {"n_fit": 600, "n_images": 50, "strengths": [1, 3]}})
+    scores, protocol = metrics.compute(MetricContext(model=world, datamodule=world, batch_size=64))
+    assert protocol["n_fit"] == 600 and protocol["n_images"] == 50
+    # NumPy: codes s N(x), median-split class-mean direction, ridge probe on x (alpha 1e-3), std of the factor
+    x = world.split["train"]["image"].double().flatten(1).numpy()
+    f = world.split["train"]["factors"].double().numpy()
+    codes = 0.9 * (x - x.mean(1, keepdims=True)) / x.std(1, ddof=1, keepdims=True)
+    a = np.c_[(x - x.mean(0)) / x.std(0, ddof=1), np.ones(len(x))]
+    hue = 2 * np.pi * f[:, 5]
+    targets = np.c_[f[:, 1:4], np.cos(hue), np.sin(hue), np.eye(3)[f[:, 0].astype(int)]]
+    w = np.linalg.solve(a.T @ a + 1e-3 * len(a) * np.eye(a.shape[1]), a.T @ targets)
+    slope = w[:-1] / x.std(0, ddof=1)[:, None]  # d probe / d code
+    std = targets[:, :3].std(0, ddof=1)
+    for i, name in enumerate(("x", "y", "scale")):
+        high = f[:, 1 + i] > np.median(f[:, 1 + i])
+        d = codes[high].mean(0) - codes[~high].mean(0)
+        d /= np.linalg.norm(d)
+        moved = d @ slope[:, :3] / std  # per unit strength; the probe of E(G(z)) = z is linear in z
+        for strength in (1, 3):
+            assert scores[f"factor_editing/{name}/moved@{strength}"] == pytest.approx(strength * moved[i], rel=1e-4)
+            others = np.abs(np.delete(moved, i)).mean() * strength
+            assert scores[f"factor_editing/{name}/others@{strength}"] == pytest.approx(others, rel=1e-4)
+        assert scores[f"factor_editing/{name}/moved@3"] > 5 * scores[f"factor_editing/{name}/others@3"]  # 3.2 vs 0.33
+    assert 0 < scores["factor_editing/random/change@3"] < scores["factor_editing/x/moved@3"]
+
+
+def test_factor_editing_needs_factors():
+    from ogan_pl.metrics import MetricContext, MetricSet
+
+    world = _LinearWorld()
+    del world.split["train"]["factors"]
+    with pytest.raises(UserError, match="needs a dataset with known generating factors"):
+        MetricSet(["factor_editing"]).compute(MetricContext(model=world, datamodule=world))
+
+
 # ----------------------------------------------------------------- the directions file: a file from a stranger
 def test_a_directions_file_round_trips_and_a_hostile_one_is_refused(tmp_path):
     d = torch.nn.functional.normalize(torch.randn(2, 16), dim=1)

@@ -3,6 +3,7 @@
 Codes are the latents G reads, z = s * N(E(x)) for real images x. Every direction is a unit vector:
 
     class means     d = mean(z | y = target) - mean(z | y != target)                  (or | y = source)
+                    (a continuous attribute: y = [value > its median])
     linear          d = w / ||w||, w from L2-regularised logistic regression of [y = target] on z
                     (InterFaceGAN: the normal of the separating hyperplane)
     PCA             the top right-singular vectors of the centred codes                (unsupervised)
@@ -70,6 +71,11 @@ def sefa_directions(first_layer_weight: Tensor, k: int) -> Tensor:
     a = a / a.norm(dim=0, keepdim=True).clamp_min(1e-12)
     values, vectors = torch.linalg.eigh(a @ a.T)  # ascending
     return _signed(vectors[:, values.argsort(descending=True)[:k]].T).float()
+
+
+def above_median(values: Tensor) -> Tensor:
+    """A continuous attribute as two classes for the supervised directions: True above its median."""
+    return values > values.median()
 
 
 def edit_codes(z: Tensor, direction: Tensor, strengths: Tensor) -> Tensor:

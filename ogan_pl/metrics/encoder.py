@@ -1,5 +1,7 @@
 """Encoder quality: reconstructions of held-out images, rho(z, E(G(z))) on fresh noise, and
 linear probes of known generating factors from E(x)."""
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
@@ -37,12 +39,18 @@ def latent_all(model, images: Tensor, batch_size: int = 256, use_ema: bool = Tru
                       for i in range(0, len(images), batch_size)])
 
 
-def _ridge(x_train: Tensor, y_train: Tensor, x_test: Tensor, alpha: float) -> Tensor:
+def fit_ridge(x_train: Tensor, y_train: Tensor, alpha: float) -> Callable[[Tensor], Tensor]:
+    """Ridge regression (float64): A = [standardised x, 1], w = (A^T A + alpha n I)^-1 A^T Y (the bias
+    column is penalised too) -> the predictor x -> [standardised x, 1] w."""
+    x_train, y_train = x_train.double(), y_train.double()
     mean, std = x_train.mean(0), x_train.std(0).clamp_min(1e-8)
-    add_bias = lambda x: torch.cat([(x - mean) / std, torch.ones(len(x), 1, dtype=x.dtype)], 1)  # noqa: E731
-    a, b = add_bias(x_train), add_bias(x_test)
+
+    def features(x: Tensor) -> Tensor:
+        return torch.cat([(x.double() - mean) / std, torch.ones(len(x), 1, dtype=torch.float64)], 1)
+
+    a = features(x_train)
     w = torch.linalg.solve(a.T @ a + alpha * len(a) * torch.eye(a.shape[1], dtype=a.dtype), a.T @ y_train)
-    return b @ w
+    return lambda x: features(x) @ w
 
 
 def r2_score(pred: Tensor, target: Tensor) -> Tensor:
@@ -50,22 +58,28 @@ def r2_score(pred: Tensor, target: Tensor) -> Tensor:
     return 1 - (pred - target).pow(2).sum(0) / (target - target.mean(0)).pow(2).sum(0)
 
 
+def factor_targets(factors: Tensor) -> Tensor:
+    """What the probes predict from shapes factors (n, 6) -> (n, 8): x, y, scale, hue as the point
+    (cos 2 pi h, sin 2 pi h) (hue is circular), the shape type one-hot. Rotation is left out: the
+    shapes' symmetries make it ambiguous."""
+    col = {name: factors[:, i].double() for i, name in enumerate(FACTORS)}
+    hue = 2 * torch.pi * col["hue"]
+    onehot = torch.nn.functional.one_hot(col["shape"].long(), 3).double()
+    return torch.cat([torch.stack([col["x"], col["y"], col["scale"], hue.cos(), hue.sin()], 1), onehot], 1)
+
+
+def fit_factor_probe(codes: Tensor, factors: Tensor, alpha: float = 1e-3) -> Callable[[Tensor], Tensor]:
+    """Linear probes of the shapes factors from codes -> codes -> (n, 8) predictions (factor_targets'
+    columns); the shape type is the argmax of the last three (a least-squares linear classifier)."""
+    return fit_ridge(codes, factor_targets(factors), alpha)
+
+
 def shape_factor_probe(codes_train: Tensor, factors_train: Tensor, codes_test: Tensor, factors_test: Tensor,
                        alpha: float = 1e-3) -> dict[str, float]:
-    """Linear probes on the shapes dataset, fit on one split and scored on another.
-
-    R^2 for x, y, scale and hue (as the point (cos 2 pi h, sin 2 pi h): hue is circular), accuracy
-    of a least-squares linear classifier for the shape type. Rotation is left out: the shapes'
-    symmetries make it ambiguous.
-    """
-    def targets(f: Tensor) -> Tensor:
-        col = {name: f[:, i].double() for i, name in enumerate(FACTORS)}
-        hue = 2 * torch.pi * col["hue"]
-        onehot = torch.nn.functional.one_hot(col["shape"].long(), 3).double()
-        return torch.cat([torch.stack([col["x"], col["y"], col["scale"], hue.cos(), hue.sin()], 1), onehot], 1)
-
-    pred = _ridge(codes_train.double(), targets(factors_train), codes_test.double(), alpha)
-    want = targets(factors_test)
+    """Linear probes on the shapes dataset, fit on one split and scored on another: R^2 for x, y,
+    scale and hue, accuracy for the shape type."""
+    pred = fit_factor_probe(codes_train, factors_train, alpha)(codes_test)
+    want = factor_targets(factors_test)
     r2 = r2_score(pred[:, :5], want[:, :5])
     accuracy = (pred[:, 5:].argmax(1) == want[:, 5:].argmax(1)).double().mean()
     return {"probe/x_r2": r2[0].item(), "probe/y_r2": r2[1].item(), "probe/scale_r2": r2[2].item(),
