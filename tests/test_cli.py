@@ -223,11 +223,21 @@ def test_equal_time_budget_run_ends_with_scores_in_its_result(run_script, tmp_pa
     then the classifier metrics and rho land in result.json, which `ogan-sweep-summary` reads."""
     run_script("train.py", "experiment=digits_budget", "trainer.max_time=00:00:00:03", "model.bottom_channels=16",
                "callbacks.quality.n_samples=200", "metrics.classifier.epochs=1", "callbacks.summary.n_rho=200",
-               "hydra.run.dir=run", timeout=240)
+               "metrics.ppl_classifier.n_paths=100", "hydra.run.dir=run", timeout=240)
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert 0 < result["g_iter"] < 1000000
     metrics = result["metrics"]
     for key in ("metrics/recon_classifier_accuracy", "metrics/is_classifier", "metrics/fd_classifier",
-                "metrics/encoder/rho"):
+                "metrics/encoder/rho", "metrics/ppl_classifier", "metrics/ppl_classifier_encoder"):
         assert math.isfinite(metrics[key]), key
+    for name in ("precision", "recall", "coverage"):
+        assert 0 <= metrics[f"metrics/prdc_classifier_{name}"] <= 1, name
+    assert metrics["metrics/prdc_classifier_density"] >= 0
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+    # re-run from the checkpoint: the same samples give the same numbers, with the protocol in the line
+    run_script("evaluate.py", "ckpt=run/checkpoints/last.ckpt", "metrics.names=[prdc_classifier]", "metrics.n_fake=200",
+               "metrics.classifier.epochs=1", "hydra.run.dir=eval", timeout=240)
+    line = json.loads((tmp_path / "run" / "checkpoints" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert line["metrics"]["prdc_classifier_precision"] == metrics["metrics/prdc_classifier_precision"]
+    assert line["protocol"]["prdc_classifier"]["k_precision_recall"] == 3
+    assert line["protocol"]["prdc_classifier"]["n_fake"] == 200

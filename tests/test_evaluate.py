@@ -135,7 +135,7 @@ def test_missing_inception_weights_stop_training_before_it_starts(run_script, to
 
 
 @pytest.mark.parametrize("args,message", [
-    (["metrics.names=[fid,fcd]"], "metrics.fcd._name_: unknown metric 'fcd'; did you mean fid? registered: editing, encoder, fd_classifier, fid"),
+    (["metrics.names=[fid,fcd]"], "metrics.fcd._name_: unknown metric 'fcd'; did you mean fid? registered: editing, encoder, factor_editing, fd_classifier, fid"),
     (["metrics.n_fake=1"], "metrics.n_fake=1 must be an integer >= 2"),
     (["precision=8"], "precision=8 must be one of 32, bf16, 16"),
 ])

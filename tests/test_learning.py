@@ -80,7 +80,9 @@ def test_training_on_the_builtin_digits_beats_the_untrained_model(tmp_path):
     a minute on a 2-core CPU), scored by the classifier metrics against the untrained model.
     Asserted (untrained -> trained): reconstruction label accuracy < 0.3 -> > 0.75; class-IS of
     samples < 2.5 -> at least 3.5 higher; classifier FD down to under 30% of the untrained model's.
-    Measured 2026-12-02: 0.10 -> 0.824, 1.00 -> 4.99, FD 1064 -> 68.6.
+    Measured 2026-12-02: 0.10 -> 0.824, 1.00 -> 4.99, FD 1064 -> 68.6. Precision, recall, density,
+    coverage (2026-12-03): all 0 -> 0.596, 0.682, 0.377, 0.097 (real held-out digits: 0.892, 0.897,
+    1.016, 0.418); asserted: precision and recall above 0.4, density above 0.2, coverage above 0.05.
     For scale, the full default run (2,500 iterations) measured 0.884, 7.09 and 8.45 (FD)."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf, open_dict
@@ -95,7 +97,7 @@ def test_training_on_the_builtin_digits_beats_the_untrained_model(tmp_path):
         cfg.paths = {k: str(tmp_path) for k in ("root_dir", "data_dir", "cache_dir", "log_dir", "output_dir")}
     config = OmegaConf.to_container(cfg, resolve=True)
     assert config["dataset"]["_name_"] == "digits"  # the default run
-    names = ["recon_classifier", "is_classifier", "fd_classifier"]
+    names = ["recon_classifier", "is_classifier", "fd_classifier", "prdc_classifier"]
     metric_set = MetricSet(names)
 
     def scores(model) -> dict:
@@ -119,3 +121,6 @@ def test_training_on_the_builtin_digits_beats_the_untrained_model(tmp_path):
     assert untrained["recon_classifier_accuracy"] < 0.3 and trained["recon_classifier_accuracy"] > 0.75
     assert untrained["is_classifier"] < 2.5 and trained["is_classifier"] > untrained["is_classifier"] + 3.5
     assert trained["fd_classifier"] < 0.3 * untrained["fd_classifier"]
+    assert max(untrained[f"prdc_classifier_{name}"] for name in ("precision", "recall", "density", "coverage")) < 0.01
+    assert trained["prdc_classifier_precision"] > 0.4 and trained["prdc_classifier_recall"] > 0.4
+    assert trained["prdc_classifier_density"] > 0.2 and trained["prdc_classifier_coverage"] > 0.05

@@ -196,16 +196,17 @@ def _ddp_worker(rank: int, world: int, port: int, real, fake, out):
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
-    metrics = ImageMetrics(TinyFeatures(), ["fid"])
+    metrics = ImageMetrics(TinyFeatures(), ["fid", "kid", "prdc"], kid_subsets=1, kid_subset_size=100)
     if rank == 0:
         metrics.update(real, real=True)
+    else:
+        metrics.set_real(None)  # as inception_scores does: rank 0 alone holds the real statistics
     metrics.update(fake[rank::world], real=False)
-    value = metrics.compute()["fid"]
-    out[rank] = value
+    out[rank] = metrics.compute()
     dist.destroy_process_group()
 
 
-def test_fid_under_ddp_sums_every_ranks_fakes_and_counts_the_reals_once():
+def test_fid_kid_and_prdc_under_ddp_see_every_ranks_fakes_and_the_reals_once():
     import socket
 
     import torch.multiprocessing as mp
@@ -216,8 +217,11 @@ def test_fid_under_ddp_sums_every_ranks_fakes_and_counts_the_reals_once():
         port = s.getsockname()[1]
     out = mp.Manager().dict()
     mp.spawn(_ddp_worker, args=(2, port, real, fake, out), nprocs=2)
-    single = score(real, fake, names=("fid",))["fid"]
-    assert out[0] == pytest.approx(single, rel=1e-5) and out[1] == pytest.approx(single, rel=1e-5)
+    single = score(real, fake, names=("fid", "kid", "prdc"), kid_subsets=1, kid_subset_size=100)
+    for rank in (0, 1):
+        assert {k: v for k, v in out[rank].items() if not k.startswith("kid")} == pytest.approx(
+            {k: v for k, v in single.items() if not k.startswith("kid")}, rel=1e-5)
+        assert out[rank]["kid_mean"] > 0  # the subsets differ from one process's draw: not compared
 
 
 # ------------------------------------------------------------------ the real Inception loading path

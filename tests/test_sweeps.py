@@ -280,14 +280,25 @@ def test_seed_table_gives_mean_and_sample_spread_per_setting(tmp_path, capsys):
             (tmp_path / "sweep" / str(job) / "result.json").write_text(json.dumps(record))
             job += 1
     (tmp_path / "sweep" / "6" / ".hydra").mkdir(parents=True)  # a job that died without a result
+    # evaluate.py run later on jobs 0 and 1: its lines for the final checkpoint join the table; a line
+    # of another iteration, a training-callback line (no ckpt) and a line cut short do not
+    for job, precision in ((0, 0.5), (1, 0.7)):
+        lines = [{"ckpt": "last.ckpt", "g_iter": 101 + job, "metrics": {"prdc_classifier_precision": precision}},
+                 {"ckpt": "step.ckpt", "g_iter": 50, "metrics": {"prdc_classifier_precision": 0.0}},
+                 {"g_iter": 101 + job, "metrics": {"prdc_classifier_precision": 0.0}}]
+        (tmp_path / "sweep" / str(job) / "checkpoints").mkdir()
+        (tmp_path / "sweep" / str(job) / "checkpoints" / "metrics.jsonl").write_text(
+            "\n".join(json.dumps(line) for line in lines) + '\n{"ckpt": "last.ckpt", "g_i')
     assert summarize([str(tmp_path / "sweep")]) == 0
     out = capsys.readouterr().out
+    head = [c.strip() for c in next(line for line in out.splitlines() if "G iterations" in line).strip("|").split("|")]
     for lam, values in scores.items():
         row = next(line for line in out.splitlines() if f"`loss.corr_weight={lam}`" in line)
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert cells[1] == "3"
         assert cells[2] == f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}"
-        assert cells[6] == "102 ± 1"
+        assert cells[head.index("G iterations")] == "102 ± 1"
+        assert cells[head.index("precision")] == ("0.600 ± 0.141" if lam == "0" else "")
     assert "1 job(s) without a result" in out
     with pytest.raises(SystemExit) as exit_info:
         summarize([str(tmp_path / "missing")])

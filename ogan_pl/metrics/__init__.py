@@ -3,6 +3,7 @@ from ogan_pl.metrics.classifier_metrics import (
                                         FDClassifier,
                                         ISClassifier,
                                         KIDClassifier,
+                                        PRDCClassifier,
                                         ReconClassifier,
                                         class_inception_score,
                                         frechet_distance,
@@ -22,6 +23,7 @@ from ogan_pl.metrics.image_metrics import (
                                         IMAGE_METRICS,
                                         IS,
                                         KID,
+                                        PRDC,
                                         ImageMetrics,
                                         InceptionMetric,
                                         add_generated,
@@ -30,10 +32,11 @@ from ogan_pl.metrics.image_metrics import (
                                         prepare_real_stats,
 )
 from ogan_pl.metrics.inception import InceptionFeatures, find_inception_weights
+from ogan_pl.metrics.path_length import PPL, PPLClassifier
 from ogan_pl.metrics.inversion import EditingMetrics, InversionMetrics, build_perceptual
 from ogan_pl.metrics.real_stats import RealStats
 
-__all__ = ["FDClassifier", "ISClassifier", "KIDClassifier", "ReconClassifier", "class_inception_score",
+__all__ = ["FDClassifier", "ISClassifier", "KIDClassifier", "PRDCClassifier", "PRDC", "PPL", "PPLClassifier", "ReconClassifier", "class_inception_score",
            "frechet_distance", "kernel_inception_distance", "FID", "IMAGE_METRICS", "IS", "KID", "EncoderMetrics", "FactorEditingMetrics", "ImageMetrics", "InceptionFeatures",
            "InceptionMetric", "EditingMetrics", "InversionMetrics", "build_perceptual", "Metric", "MetricContext", "MetricSet", "RealStats", "add_generated", "add_real",
            "encode_all", "encoder_metrics", "fake_noise", "find_inception_weights", "mean_correlation",

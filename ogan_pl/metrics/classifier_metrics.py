@@ -6,6 +6,8 @@ they are never confused with the Inception FID / KID / IS of published work.
     kid_classifier    KID (cubic polynomial kernel, unbiased MMD^2) in the same features
     is_classifier     class Inception Score of generated images: exp E[KL(p(y|x) || p(y))]; 10 = all
                       ten digits, each confidently
+    prdc_classifier   precision, recall (k = 3), density, coverage (k = 5) of generated against real
+                      (training) images' penultimate features (ogan_pl.metrics.prdc)
     recon_classifier  label accuracy of reconstructions G(s N(E(x))) of held-out images, and the
                       agreement of their predicted labels with those of the originals
 
@@ -19,6 +21,7 @@ from torch import Tensor
 from ogan_pl.metrics.base import Metric, MetricContext, check_int
 from ogan_pl.metrics.domain_classifier import ClassifierSpec, load_or_train
 from ogan_pl.metrics.image_metrics import fake_noise
+from ogan_pl.metrics.prdc import knn_radii, prdc
 from ogan_pl.parts.registry import METRICS
 from ogan_pl.utils.errors import UserError
 
@@ -155,6 +158,38 @@ class KIDClassifier(ClassifierMetric):
         return ({"kid_classifier_mean": mean, "kid_classifier_std": std},
                 self.protocol(ctx, shared, kid_classifier_subsets=self.subsets,
                               kid_classifier_subset_size=self.subset_size, reference={"kid_classifier_mean": ref}))
+
+
+@METRICS.register("prdc_classifier")
+class PRDCClassifier(ClassifierMetric):
+    """Fidelity (precision, density) and diversity (recall, coverage) apart, in the classifier's features."""
+    name = "prdc_classifier"
+    higher_is_better = ("prdc_classifier_precision", "prdc_classifier_recall", "prdc_classifier_density",
+                        "prdc_classifier_coverage")
+
+    def __init__(self, k_pr: int = 3, k_dc: int = 5, chunk: int = 2048):
+        self.k_pr = check_int("metrics.prdc_classifier.k_pr", k_pr, 1)
+        self.k_dc = check_int("metrics.prdc_classifier.k_dc", k_dc, 1)
+        self.chunk = check_int("metrics.prdc_classifier.chunk", chunk, 1)
+
+    def min_fake(self) -> int:
+        return self.k_pr + 1
+
+    def compute(self, ctx, shared):
+        device = ctx.model.device
+        real = self.real(ctx, shared, "train")["features"].to(device)
+        key = f"prdc_classifier_radii_{len(real)}_{self.k_pr}_{self.k_dc}"
+        if key not in shared:  # the real features do not change during a run
+            shared[key] = knn_radii(real, (self.k_pr, self.k_dc), self.chunk)
+        score = prdc(real, self.fake(ctx, shared)["features"].to(device), self.k_pr, self.k_dc, self.chunk, shared[key])
+        holdout = self.real(ctx, shared, "holdout")["features"].to(device)
+        reference = prdc(real, holdout, self.k_pr, self.k_dc, self.chunk, shared[key])
+        return ({f"prdc_classifier_{name}": value for name, value in score.items()},
+                self.protocol(ctx, shared, prdc_classifier={
+                    "features": f"domain classifier penultimate ({real.shape[1]}-d)", "k_precision_recall": self.k_pr,
+                    "k_density_coverage": self.k_dc, "n_real": len(real), "n_fake": ctx.n_fake,
+                    "balls": "closed (distance <= k-NN radius)", "reference_n": len(holdout)},
+                    reference={f"prdc_classifier_{name}": value for name, value in reference.items()}))
 
 
 @METRICS.register("is_classifier")

@@ -14,17 +14,20 @@ import torch
 from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
+from torchmetrics import Metric as TorchMetric
 from torchmetrics.image.kid import KernelInceptionDistance
+from torchmetrics.utilities import dim_zero_cat
 
 from ogan_pl.data.convert import to_uint8
 from ogan_pl.metrics.base import Metric, MetricContext, check_int
 from ogan_pl.metrics.inception import InceptionFeatures
+from ogan_pl.metrics.prdc import knn_radii, prdc
 from ogan_pl.metrics.real_stats import RealStats, cache_file, load_cached, save_cached, stats_key
 from ogan_pl.parts.registry import METRICS
 
 log = logging.getLogger(__name__)
 
-IMAGE_METRICS = ("fid", "kid", "is")
+IMAGE_METRICS = ("fid", "kid", "is", "prdc")
 
 
 class _Precomputed(nn.Module):
@@ -36,6 +39,37 @@ class _Precomputed(nn.Module):
 
     def forward(self, features: Tensor) -> Tensor:
         return features
+
+
+class FeatureSets(TorchMetric):
+    """The real and generated features themselves (for precision / recall / density / coverage),
+    gathered over ranks; `reset()` forgets the generated ones only. Each list starts with a (0, D)
+    tensor, so a rank without features gathers with the same number of dimensions as the others."""
+
+    full_state_update = False
+
+    def __init__(self, num_features: int):
+        super().__init__()
+        self.num_features = num_features
+        self.add_state("real", [], dist_reduce_fx="cat")
+        self.add_state("fake", [], dist_reduce_fx="cat")
+        self.real.append(self.empty())
+        self.fake.append(self.empty())
+
+    def empty(self) -> Tensor:
+        return torch.empty(0, self.num_features, device=self.device)
+
+    def update(self, features: Tensor, real: bool) -> None:
+        (self.real if real else self.fake).append(features)
+
+    def compute(self) -> tuple[Tensor, Tensor]:
+        return dim_zero_cat(self.real), dim_zero_cat(self.fake)
+
+    def reset(self) -> None:
+        real = list(self.real)  # torchmetrics clears list states in place
+        super().reset()
+        self.real = real
+        self.fake.append(self.empty())
 
 
 def no_autocast(device: torch.device):
@@ -51,7 +85,8 @@ class ImageMetrics(nn.Module):
     """
 
     def __init__(self, extractor: nn.Module, names: Iterable[str] = IMAGE_METRICS, kid_subsets: int = 100,
-                 kid_subset_size: int = 1000, is_splits: int = 10):
+                 kid_subset_size: int = 1000, is_splits: int = 10, prdc_k: tuple[int, int] = (3, 5),
+                 prdc_chunk: int = 2048):
         super().__init__()
         self.names = tuple(names)
         unknown = set(self.names) - set(IMAGE_METRICS)
@@ -68,6 +103,9 @@ class ImageMetrics(nn.Module):
             self.inception_score = (InceptionScore(feature=_Precomputed(extractor.num_logits), splits=is_splits)
                                     if "is" in self.names else None)
         self.kid_subset_size = kid_subset_size
+        self.feature_sets = FeatureSets(d) if "prdc" in self.names else None
+        self.prdc_k, self.prdc_chunk = prdc_k, prdc_chunk
+        self._real_radii: dict[int, Tensor] | None = None
 
     @property
     def device(self) -> torch.device:
@@ -75,7 +113,11 @@ class ImageMetrics(nn.Module):
 
     @property
     def needs_real(self) -> bool:
-        return "fid" in self.names or "kid" in self.names
+        return bool({"fid", "kid", "prdc"} & set(self.names))
+
+    @property
+    def needs_real_features(self) -> bool:
+        return self.kid is not None or self.feature_sets is not None
 
     @torch.no_grad()
     def update(self, images: Tensor, real: bool) -> None:
@@ -89,12 +131,17 @@ class ImageMetrics(nn.Module):
             self.fid.update(features, real=real)
             if self.kid is not None:
                 self.kid.update(features, real=real)
+            if self.feature_sets is not None:
+                self.feature_sets.update(features, real=real)
             if self.inception_score is not None and not real:
                 self.inception_score.update(logits)
 
     def real_stats(self) -> RealStats:
         fid = self.fid
-        features = torch.cat(self.kid.real_features) if self.kid is not None and self.kid.real_features else None
+        store = self.kid.real_features if self.kid is not None else (
+            self.feature_sets.real if self.feature_sets is not None else [])
+        features = torch.cat(store) if store else None
+        features = features if features is not None and len(features) else None
         return RealStats(fid.real_features_sum.clone(), fid.real_features_cov_sum.clone(),
                          int(fid.real_features_num_samples), features)
 
@@ -110,10 +157,16 @@ class ImageMetrics(nn.Module):
             fid.real_features_sum.copy_(stats.features_sum)
             fid.real_features_cov_sum.copy_(stats.features_cov_sum)
             fid.real_features_num_samples.fill_(stats.num_samples)
+        if self.needs_real_features and stats is not None and stats.features is None:
+            raise ValueError("KID and PRDC need the real features; compute the real statistics with one selected")
+        # a rank without real features holds a (0, D) tensor: the ranks gather tensors of the same rank
+        features = [torch.empty(0, self.extractor.num_features, device=device)] if stats is None or (
+            stats.features is None) else [stats.features.to(device, torch.float32)]
         if self.kid is not None:
-            if stats is not None and stats.features is None:
-                raise ValueError("KID needs the real features; compute the real statistics with KID selected")
-            self.kid.real_features = [] if stats is None else [stats.features.to(device, torch.float32)]
+            self.kid.real_features = list(features)
+        if self.feature_sets is not None:
+            self.feature_sets.real = list(features)
+        self._real_radii = None
 
     @torch.no_grad()
     def compute(self) -> dict[str, float]:
@@ -122,18 +175,27 @@ class ImageMetrics(nn.Module):
             if "fid" in self.names:
                 out["fid"] = self.fid.compute().item()
             if self.kid is not None:
-                n_real = sum(len(f) for f in self.kid.real_features)
-                self.kid.subset_size = min(self.kid_subset_size, n_real, int(self.fid.fake_features_num_samples))
+                counts = torch.tensor([sum(len(f) for f in self.kid.real_features),
+                                       int(self.fid.fake_features_num_samples)], device=self.device)
+                if torch.distributed.is_available() and torch.distributed.is_initialized():
+                    torch.distributed.all_reduce(counts)  # the subsets are drawn from every rank's features
+                self.kid.subset_size = min(self.kid_subset_size, *counts.tolist())
                 mean, std = self.kid.compute()
                 out["kid_mean"], out["kid_std"] = mean.item(), std.item()
             if self.inception_score is not None:
                 mean, std = self.inception_score.compute()
                 out["is_mean"], out["is_std"] = mean.item(), std.item()
+            if self.feature_sets is not None:
+                real, fake = self.feature_sets.compute()
+                if self._real_radii is None:  # the real features do not change between evaluations
+                    self._real_radii = knn_radii(real, self.prdc_k, self.prdc_chunk)
+                scores = prdc(real, fake, *self.prdc_k, self.prdc_chunk, self._real_radii)
+                out.update({f"prdc_{name}": value for name, value in scores.items()})
         return out
 
     def reset(self) -> None:
         """Forget the generated images; keep the real statistics."""
-        for metric in (self.fid, self.kid, self.inception_score):
+        for metric in (self.fid, self.kid, self.inception_score, self.feature_sets):
             if metric is not None:
                 metric.reset()
 
@@ -176,7 +238,7 @@ def prepare_real_stats(metrics: ImageMetrics, datamodule, cache_dir: str | Path,
     n = len(datamodule.train_set) if n_real is None else min(n_real, len(datamodule.train_set))
     key = stats_key(datamodule.identity(), "train", n, metrics.extractor.cache_key)
     path = cache_file(cache_dir, key)
-    need_features = metrics.kid is not None
+    need_features = metrics.needs_real_features
     start = time.perf_counter()
     stats = load_cached(path, key, need_features)
     hit = stats is not None
@@ -249,14 +311,32 @@ class IS(InceptionMetric):
         return self.splits  # at least one image per split (metrics.is.splits)
 
 
+@METRICS.register("prdc")
+class PRDC(InceptionMetric):
+    """Precision and recall (k = `k_pr`) and density and coverage (k = `k_dc`) of n_fake generated
+    images against the real training images, in Inception's 2048-d pool features."""
+
+    key = "prdc"
+    higher_is_better = ("prdc_precision", "prdc_recall", "prdc_density", "prdc_coverage")
+
+    def __init__(self, k_pr: int = 3, k_dc: int = 5, chunk: int = 2048):
+        self.k_pr = check_int("metrics.prdc.k_pr", k_pr, 1)
+        self.k_dc = check_int("metrics.prdc.k_dc", k_dc, 1)
+        self.chunk = check_int("metrics.prdc.chunk", chunk, 1)
+
+    def min_fake(self) -> int:
+        return self.k_pr + 1  # each generated image's k-th nearest generated neighbour (recall)
+
+
 def inception_scores(ctx: MetricContext, shared: dict) -> tuple[dict[str, float], dict]:
     """Every selected Inception metric from one pass; real statistics loaded (or computed and cached) once."""
     if "image_metrics" not in shared:
         selected = {m.key: m for m in shared["metric_set"].metrics.values() if isinstance(m, InceptionMetric)}
-        kid, inception_score = selected.get("kid"), selected.get("is")
+        kid, inception_score, pr = selected.get("kid"), selected.get("is"), selected.get("prdc")
         metrics = ImageMetrics(shared["inception"], list(selected),
                                kid_subsets=kid.subsets if kid else 100, kid_subset_size=kid.subset_size if kid else 1000,
-                               is_splits=inception_score.splits if inception_score else 10)
+                               is_splits=inception_score.splits if inception_score else 10,
+                               prdc_k=(pr.k_pr, pr.k_dc) if pr else (3, 5), prdc_chunk=pr.chunk if pr else 2048)
         shared["image_metrics"] = metrics.to(ctx.model.device)
         shared["real_info"] = {}
         if metrics.needs_real:
@@ -286,4 +366,8 @@ def inception_scores(ctx: MetricContext, shared: dict) -> tuple[dict[str, float]
         protocol.update(kid_subsets=metrics.kid.subsets, kid_subset_size=metrics.kid.subset_size)
     if metrics.inception_score is not None:
         protocol.update(is_splits=metrics.inception_score.splits)
+    if metrics.feature_sets is not None:
+        protocol.update(prdc={"features": "Inception-v3 pool (2048-d)", "k_precision_recall": metrics.prdc_k[0],
+                              "k_density_coverage": metrics.prdc_k[1], "n_real": info.get("n_real"),
+                              "n_fake": ctx.n_fake, "balls": "closed (distance <= k-NN radius)"})
     return scores, protocol

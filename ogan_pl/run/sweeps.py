@@ -35,15 +35,37 @@ def _job_order(path: Path):
     return (0, int(path.name), "") if path.name.isdigit() else (1, 0, path.name)
 
 
+def final_evaluations(job_dir: Path, g_iter) -> dict[str, float]:
+    """What `evaluate.py` measured later on a job's final checkpoint (its lines of
+    checkpoints/metrics.jsonl that name a checkpoint of the same generator iteration), as
+    result.json keys ("metrics/<score>"); a later line wins."""
+    path = job_dir / "checkpoints" / "metrics.jsonl"
+    scores: dict[str, float] = {}
+    if g_iter is None or not path.is_file():
+        return scores
+    for line in path.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by a killed job
+            continue
+        if isinstance(entry, dict) and entry.get("ckpt") and entry.get("g_iter") == g_iter:
+            scores.update({f"metrics/{k}": v for k, v in (entry.get("metrics") or {}).items()})
+    return scores
+
+
 def collect_results(sweep_dir: str | Path) -> list[dict]:
     """One record per job directory: its status (finished, failed with its error, or "no result" when
-    the job died without a word: killed, out of memory), overrides, length and final metrics."""
+    the job died without a word: killed, out of memory), overrides, length and final metrics (the
+    training run's, and those evaluate.py measured afterwards on its final checkpoint)."""
     records = []
     for job_dir in sorted((p for p in Path(sweep_dir).iterdir() if p.is_dir()), key=_job_order):
         result_file = job_dir / RESULT_FILE
         if result_file.is_file():
             records.append({"job": job_dir.name, "status": "finished", **json.loads(result_file.read_text())})
             records[-1]["job"] = job_dir.name
+            later = final_evaluations(job_dir, records[-1].get("g_iter"))
+            if later:
+                records[-1]["metrics"] = {**records[-1].get("metrics", {}), **later}
         elif (job_dir / ".hydra").is_dir() or (job_dir / "config.yaml").is_file():
             records.append({"job": job_dir.name, "status": "no result", "output_dir": str(job_dir)})
     return records
