@@ -18,6 +18,7 @@ from ogan_pl.metrics.classifier_metrics import ClassifierMetric
 from ogan_pl.metrics.domain_classifier import ClassifierSpec, load_or_train
 from ogan_pl.metrics.encoder import image_quality, latent_all
 from ogan_pl.parts.registry import METRICS
+from ogan_pl.utils.device import synchronize
 from ogan_pl.utils.errors import UserError
 
 PERCEPTUAL = ("encoder", "classifier", "lpips", "none")
@@ -40,11 +41,6 @@ def build_perceptual(kind: str, model, datamodule=None, cache_dir: str = ".cache
     if kind == "lpips":
         return LPIPS.from_files(lpips_vgg or "", lpips_weights or "").to(model.device)
     raise UserError(f"perceptual={kind!r} must be one of: {', '.join(PERCEPTUAL)}")
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 @METRICS.register("inversion")
@@ -89,7 +85,7 @@ class InversionMetrics(Metric):
                     clock = {0: time.perf_counter()}
 
                     def tick(step: int) -> None:
-                        _sync(device)
+                        synchronize(device)
                         clock[step] = time.perf_counter()
 
                     result = model.invert(batch, steps=self.steps[-1], lr=self.lr, init=init, perceptual=perceptual,

@@ -15,6 +15,7 @@ before the mean (StyleGAN's filter). Two kinds of path:
 d is LPIPS-VGG (`ppl`, its weight files on disk) or the same normalised squared distance in the
 domain classifier's conv features with unit weights (`ppl_classifier`, offline).
 """
+import abc
 from pathlib import Path
 
 import torch
@@ -88,12 +89,13 @@ class PathLength(Metric):
             raise UserError(f"metrics.{self.key}.paths={list(paths)} must name z and/or encoder")
         self.epsilon, self.sampling, self.paths = float(epsilon), sampling, list(paths)
 
+    @abc.abstractmethod
     def distance(self, ctx: MetricContext, shared: dict):
-        raise NotImplementedError
+        """d(a, b) -> (B,) for images in [-1, 1] on the model's device."""
 
     def compute(self, ctx: MetricContext, shared: dict) -> tuple[dict[str, float], dict]:
         distance, model = self.distance(ctx, shared), ctx.model
-        settings = dict(epsilon=self.epsilon, sampling=self.sampling, batch_size=ctx.batch_size, use_ema=ctx.use_ema)
+        settings = {"epsilon": self.epsilon, "sampling": self.sampling, "batch_size": ctx.batch_size, "use_ema": ctx.use_ema}
         scores, protocol = {}, {"distance": self.distance_name, "epsilon": self.epsilon, "sampling": self.sampling,
                                 "filter": "1st to 99th percentile", "use_ema": ctx.use_ema and model.has_ema}
         generator = torch.Generator().manual_seed(ctx.seed)

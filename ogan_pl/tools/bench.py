@@ -36,15 +36,11 @@ from ogan_pl.run.cli import run
 from ogan_pl.run.setup import configure_torch
 from ogan_pl.run.train import build_data_and_model, build_trainer, finish_wandb
 from ogan_pl.tools.data_bench import images_per_second
+from ogan_pl.utils.device import synchronize
 from ogan_pl.utils.errors import UserError
 from ogan_pl.utils.io import atomic_write
 
 log = logging.getLogger(__name__)
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def summary(values: list[float]) -> dict:

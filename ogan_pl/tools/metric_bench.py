@@ -13,24 +13,20 @@ import torch
 
 from ogan_pl.metrics.prdc import knn_radii, prdc
 from ogan_pl.run.exits import exit_with
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+from ogan_pl.utils.device import synchronize
 
 
 def time_prdc(n: int, dim: int, device: torch.device, chunk: int, seed: int = 0) -> dict[str, float]:
     """Seconds for the real radii and for one evaluation given them, on fresh Gaussian features."""
     gen = torch.Generator().manual_seed(seed)
     real, fake = (torch.randn(n, dim, generator=gen).to(device) for _ in range(2))
-    _sync(device)
+    synchronize(device)
     start = time.perf_counter()
     radii = knn_radii(real, (3, 5), chunk)
-    _sync(device)
+    synchronize(device)
     middle = time.perf_counter()
     scores = prdc(real, fake, 3, 5, chunk, radii)
-    _sync(device)
+    synchronize(device)
     end = time.perf_counter()
     return {"radii_s": middle - start, "evaluation_s": end - middle, **scores}
 
