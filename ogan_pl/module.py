@@ -182,7 +182,7 @@ class OGAN(pl.LightningModule):
         code = self.rho_code(fake, e_fake)
         inputs = LossInputs(z=z, x_real=x, x_fake=fake, d_fake=d_fake, rho=correlation(z, code),
                        disc=self.discriminate, real_scores=d_real, code_fake=code, step=step,
-                       generator=self._noise_generator)
+                       g_iter=self.g_iter, generator=self._noise_generator)
         loss, parts = self.objective.encoder_loss(inputs)
         if "penalty" in parts:
             parts["penalty"] = self._logged_penalty(parts["penalty"], step)
@@ -196,7 +196,7 @@ class OGAN(pl.LightningModule):
         code = self.rho_code(fake, e_fake)
         rho = correlation(z, code)  # (the order of these two fixes the float rounding of E's backward)
         inputs = LossInputs(z=z, x_real=x, x_fake=fake.detach(), d_fake=self.head(e_fake), rho=rho,
-                       disc=self.discriminate, code_fake=code)
+                       disc=self.discriminate, code_fake=code, g_iter=self.g_iter)
         loss, parts = self.objective.generator_loss(inputs)
         return loss, {"loss_g": loss, "rho": inputs.rho.mean(), **parts}
 
@@ -212,7 +212,7 @@ class OGAN(pl.LightningModule):
         code = self.rho_code(fake, e_fake)
         inputs = LossInputs(z=z, x_real=x, x_fake=fake_ng, d_fake=d_fake_ng, rho=correlation(z, code),
                        disc=self.discriminate, real_scores=d_real, code_fake=code, step=step,
-                       generator=self._noise_generator)
+                       g_iter=self.g_iter, generator=self._noise_generator)
         loss, parts = self.objective.joint_loss(inputs, d_fake_g=d_fake)
         if "penalty" in parts:
             parts["penalty"] = self._logged_penalty(parts["penalty"], step)
@@ -314,6 +314,9 @@ class OGAN(pl.LightningModule):
         """x-axis and speed from host-side counters, logged as CPU tensors: no device sync.
         `step` (the x-axis of every logger) is the generator iteration just completed."""
         host = {"step": self.g_iter, "progress/kimg": self.kimg, "progress/images_per_sec": self.images_per_sec}
+        schedule = getattr(self.objective, "corr_schedule", None)
+        if schedule is not None and not schedule.constant:  # lambda of the iteration just done
+            host["train/lambda"] = schedule(self.g_iter - 1)
         self.log_dict({k: torch.tensor(float(v)) for k, v in host.items()},
                       on_step=True, on_epoch=False, batch_size=batch_size)
 

@@ -1,5 +1,6 @@
 """train.py and evaluate.py end to end, run as a user runs them (subprocess, CPU, tiny configs)."""
 import csv
+import os
 import json
 import math
 from pathlib import Path
@@ -10,6 +11,7 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
+from tests.conftest import ROOT
 from tests.helpers import read_wandb_history
 
 TINY = ["dataset=shapes", "~callbacks.quality", "model.bottom_channels=32", "model.z_dim=16", "dataset.batch_size=8", "dataset.size=64",
@@ -85,6 +87,15 @@ def test_csv_logger_uses_generator_iterations(run_script, tmp_path):
     rows = [r for r in read_csv_metrics(tmp_path / "run") if r.get("train/loss_e")]
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
     assert all(math.isfinite(float(r["train/loss_g"])) for r in rows)
+
+
+def test_a_run_without_the_wandb_logger_never_imports_wandb(run_script, tmp_path):
+    """logger=csv/none on a machine where wandb cannot be imported: the run ends with its result."""
+    (tmp_path / "blocked" / "wandb").mkdir(parents=True)
+    (tmp_path / "blocked" / "wandb" / "__init__.py").write_text("raise ImportError('wandb blocked by the test')\n")
+    path = os.pathsep.join([str(tmp_path / "blocked"), str(ROOT)])
+    run_script("train.py", *TINY, "logger=csv", "hydra.run.dir=run", env={"PYTHONPATH": path})
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["status"] == "finished"
 
 
 def test_resume_restores_counter_ema_and_optimizer_state(run_script, tmp_path):

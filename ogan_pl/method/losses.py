@@ -21,6 +21,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from ogan_pl.method.correlation import correlation, standardize  # noqa: F401  (the loss's rho; re-exported)
+from ogan_pl.method.schedule import WARMUP_SHAPES, CorrSchedule
 from ogan_pl.parts.registry import LOSSES
 from ogan_pl.utils.errors import UserError
 
@@ -41,6 +42,7 @@ class LossInputs:
     real_scores: Tensor | None = None
     code_fake: Tensor | None = None  # the code rho reads (the MSE ablation of the correlation term)
     step: int = 0  # index of this E update (lazy regularization: the penalty is due when step % reg_every == 0)
+    g_iter: int = 0  # generator iteration: lambda(g_iter) weighs the correlation term (loss.corr_warmup, corr_every)
     generator: torch.Generator | None = None  # this iteration's random stream (a resumed run draws the same)
 
     @functools.cached_property
@@ -57,6 +59,7 @@ def _check_weight(name: str, value: float) -> None:
 
 
 CORR_TYPES = ("pearson", "mse")
+CORR_ON = ("both", "encoder")
 
 
 class GANLoss(abc.ABC):
@@ -64,19 +67,39 @@ class GANLoss(abc.ABC):
 
     corr_type=pearson is O-GAN's term, -rho(z, E(G(z))). corr_type=mse puts ||z - E(G(z))||^2 / nz
     in its place: the alternative the paper reports to fail, kept only for that ablation.
+    lambda may follow a schedule over generator iterations (corr_warmup, corr_every:
+    ogan_pl.method.schedule). corr_on=encoder leaves the term out of G's loss: E still learns to
+    invert G, G trains as a plain GAN (the "latent regressor" baseline of BiGAN, Donahue et al. 2017).
     """
 
     #: the penalty needs d(D(x_real))/d(x_real): the caller marks x_real as requiring grad on the E
     #: updates where `needs_real_grad(step)`.
     requires_real_grad = False
 
-    def __init__(self, corr_weight: float = 0.5, corr_type: str = "pearson"):
+    def __init__(self, corr_weight: float = 0.5, corr_type: str = "pearson", corr_warmup: int = 0,
+                 corr_warmup_shape: str = "linear", corr_every: int = 1, corr_on: str = "both"):
         _check_weight("corr_weight", corr_weight)
         if corr_type not in CORR_TYPES:
             raise UserError(f"loss.corr_type={corr_type!r} must be one of {', '.join(CORR_TYPES)} "
                             "(pearson: O-GAN's -rho; mse: the paper's failing ablation)")
+        if isinstance(corr_warmup, bool) or not isinstance(corr_warmup, int) or corr_warmup < 0:
+            raise UserError(f"loss.corr_warmup={corr_warmup!r} must be an integer >= 0 "
+                            "(generator iterations; 0 = no warm-up)")
+        if corr_warmup_shape not in WARMUP_SHAPES:
+            raise UserError(f"loss.corr_warmup_shape={corr_warmup_shape!r} must be one of {', '.join(WARMUP_SHAPES)}")
+        if isinstance(corr_every, bool) or not isinstance(corr_every, int) or corr_every < 1:
+            raise UserError(f"loss.corr_every={corr_every!r} must be an integer >= 1 (1 = every generator iteration)")
+        if corr_on not in CORR_ON:
+            raise UserError(f"loss.corr_on={corr_on!r} must be one of {', '.join(CORR_ON)} "
+                            "(both: the paper's; encoder: G trains on the adversarial loss alone)")
         self.corr_weight = corr_weight
         self.corr_type = corr_type
+        self.corr_on = corr_on
+        self.corr_schedule = CorrSchedule(corr_weight, corr_warmup, corr_warmup_shape, corr_every)
+
+    def lam(self, inputs: LossInputs) -> float:
+        """lambda at this generator iteration (ogan_pl.method.schedule); a host-side float, no sync."""
+        return self.corr_schedule(inputs.g_iter)
 
     def corr_term(self, inputs: LossInputs) -> Tensor:
         """The per-sample O-GAN term that lambda weighs: -rho, or the MSE ablation."""
@@ -105,12 +128,14 @@ class GANLoss(abc.ABC):
 
     def encoder_loss(self, inputs: LossInputs) -> tuple[Tensor, dict[str, Tensor]]:
         adv, penalty = self.encoder_adversarial(inputs), self.penalty(inputs)
-        loss = (adv + penalty + self.corr_weight * self.corr_term(inputs)).mean()
+        loss = (adv + penalty + self.lam(inputs) * self.corr_term(inputs)).mean()
         return loss, {"adv_e": adv.mean(), "penalty": penalty.mean()}
 
     def generator_loss(self, inputs: LossInputs) -> tuple[Tensor, dict[str, Tensor]]:
         adv = self.generator_adversarial(inputs)
-        loss = (adv + self.corr_weight * self.corr_term(inputs)).mean()
+        if self.corr_on == "encoder":  # G sees the adversarial loss only; E still learns to invert it
+            return adv.mean(), {"adv_g": adv.mean()}
+        loss = (adv + self.lam(inputs) * self.corr_term(inputs)).mean()
         return loss, {"adv_g": adv.mean()}
 
     def joint_loss(self, inputs: LossInputs, d_fake_g: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
@@ -125,7 +150,7 @@ class GANLoss(abc.ABC):
         penalty = self.penalty(inputs)
         adv_e = self.encoder_adversarial(inputs)
         adv_g = self.generator_adversarial(g_view) - self.generator_adversarial(g_view_ng)
-        loss = (adv_e + adv_g + self.corr_weight * self.corr_term(inputs)).mean() + penalty.mean()
+        loss = (adv_e + adv_g + self.lam(inputs) * self.corr_term(inputs)).mean() + penalty.mean()
         return loss, {"adv_e": adv_e.mean(), "adv_g": self.generator_adversarial(g_view_ng).detach().mean(),
                       "penalty": penalty.mean()}
 

@@ -16,7 +16,7 @@ from ogan_pl.metrics import MetricContext, MetricSet
 from ogan_pl.module import OGAN
 from ogan_pl.parts.plugins import load_plugins
 from ogan_pl.parts.registry import DATASETS
-from ogan_pl.parts.values import check_int
+from ogan_pl.parts.values import NAME_KEY, check_int
 from ogan_pl.run.cli import run
 from ogan_pl.run.rundir import save_run_config
 from ogan_pl.run.setup import pick_device
@@ -30,9 +30,16 @@ log = logging.getLogger(__name__)
 
 def build_datamodule(stored: dict, overrides: DictConfig, cache_dir: str):
     """The checkpoint's dataset config with the non-null command-line overrides applied, and this
-    machine's cache folder instead of the training machine's."""
+    machine's cache folder instead of the training machine's. `dataset.name=NAME` measures against
+    another registered dataset instead (its defaults, at the checkpoint's resolution and channels):
+    e.g. a model trained on a folder of digits judged on the built-in digits."""
     given = {k: v for k, v in OmegaConf.to_container(overrides).items() if v is not None}
-    dataset = {**stored["dataset"], **given}
+    name = given.pop("name", None)
+    if name is not None and name != stored["dataset"][NAME_KEY]:
+        dataset = {NAME_KEY: name, **{k: stored["dataset"][k] for k in ("resolution", "channels", "seed")
+                                      if k in stored["dataset"]}, **given}
+    else:
+        dataset = {**stored["dataset"], **given}
     if "cache_dir" in dataset:
         dataset["cache_dir"] = cache_dir
     if "root" in dataset and not Path(str(dataset["root"])).is_dir():

@@ -8,6 +8,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ogan_pl.parts import data_settings
 from ogan_pl.utils.errors import UserError
 
 
@@ -24,12 +25,15 @@ def launch_id() -> str | None:
 
 
 def register_resolvers() -> None:
-    """The config's own interpolations (`${wandb_offline:}`, `${run_name:...}`), before it is composed."""
+    """The config's own interpolations (`${wandb_offline:}`, `${run_name:...}`, `${data_settings:KEY}`),
+    before it is composed."""
     resolvers = {
         # W&B runs offline unless the user opts in with WANDB_MODE=online or logger.wandb.offline=false.
         "wandb_offline": lambda: os.environ.get("WANDB_MODE", "offline") != "online",
         # hydra.run.dir: the launcher's job name, else the start time
         "run_name": lambda stamp: launch_id() or stamp,
+        # model, optimizer and EMA settings that follow dataset.resolution
+        data_settings.RESOLVER: data_settings.resolve,
     }
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):

@@ -2,6 +2,7 @@
 import contextlib
 import logging
 import signal
+import sys
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -15,6 +16,7 @@ from ogan_pl.callbacks import EndOfRun, GeneratorStepCheckpoint, TimedWork
 from ogan_pl.checkpoints import find_resume_checkpoint, read_checkpoint, stored_config
 from ogan_pl.module import OGAN, optimizer_steps_per_iteration
 from ogan_pl.parts.checks import validate
+from ogan_pl.parts.data_settings import settings_line
 from ogan_pl.parts.registry import DATASETS
 from ogan_pl.run.cli import run
 from ogan_pl.run.rundir import RunDirectoryLock, first_difference, save_run_config
@@ -45,9 +47,8 @@ def build_callbacks(group: DictConfig | None) -> list:
 
 def finish_wandb() -> None:
     """One W&B run per Hydra job: close it so the next job of a multirun starts its own."""
-    import wandb  # lazy: a second of start-up, needed only here (the logger imports it when W&B is used)
-
-    if wandb.run is not None:
+    wandb = sys.modules.get("wandb")  # imported only by the W&B logger: a run without it has nothing to close
+    if wandb is not None and wandb.run is not None:
         wandb.finish()
 
 
@@ -73,6 +74,9 @@ def build_data_and_model(cfg: DictConfig) -> tuple[pl.LightningDataModule, OGAN]
     # leaves the random stream alone, so the initial weights are the same whether or not a cache existed
     with torch.random.fork_rng(devices=[]):
         datamodule.setup("fit")
+    if process_rank() == 0:
+        train_set = getattr(datamodule, "train_set", None)
+        log.info(settings_line(cfg, len(train_set) if train_set is not None else None))
     return datamodule, OGAN(plain_config(cfg))
 
 

@@ -1,0 +1,69 @@
+"""`ogan-export-images DATASET OUT` (or `python -m ogan_pl.tools.export_images`): a registered dataset
+written as PNG files, one folder per label when it has labels (OUT/<label>/<split>_<index>.png), so
+that it can be trained through `dataset=image_folder` like a user's own images:
+
+    ogan-export-images digits data/digits_png --split all
+    python train.py dataset=image_folder dataset.root=data/digits_png dataset.resolution=32 dataset.channels=1
+"""
+import argparse
+from pathlib import Path
+
+import numpy as np
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from PIL import Image
+
+from ogan_pl.parts.plugins import load_plugins
+from ogan_pl.parts.registry import DATASETS
+from ogan_pl.run.cli import CONF_DIR
+from ogan_pl.run.exits import exit_with
+from ogan_pl.utils.errors import UserError
+
+
+def export(datamodule, out: Path, splits: tuple[str, ...]) -> int:
+    """Every image of `splits` as 8-bit PNG (grayscale for one channel); returns how many were written."""
+    datamodule.setup()
+    written = 0
+    for split in splits:
+        dataset = datamodule.holdout_set if split == "holdout" else datamodule.train_set
+        for index in range(len(dataset)):
+            item = dataset[index]
+            image = np.asarray(item["image"]).transpose(1, 2, 0)
+            folder = out / str(int(item["label"])) if "label" in item else out
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(folder / f"{split}_{index:06d}.png")
+            written += 1
+    return written
+
+
+def dataset_config(name: str, resolution: int | None) -> dict:
+    """conf/dataset/NAME.yaml as a training run composes it (a dataset registered by a user's own
+    package without a yaml there: its class defaults), at `resolution` when given."""
+    overrides = {"resolution": resolution} if resolution else {}
+    if not (CONF_DIR / "dataset" / f"{name}.yaml").is_file():
+        return {"_name_": name, **overrides}
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[f"dataset={name}"])
+    return {**OmegaConf.to_container(cfg.dataset, resolve=True), **overrides}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="ogan-export-images", description=__doc__.split("\n\n")[0])
+    parser.add_argument("dataset", help="a registered dataset name (ogan-parts lists them), e.g. digits or shapes")
+    parser.add_argument("out", type=Path, help="folder to write the PNG files into (must be empty or new)")
+    parser.add_argument("--split", choices=("train", "holdout", "all"), default="all")
+    parser.add_argument("--resolution", type=int, default=None, help="default: the dataset's own")
+    args = parser.parse_args(argv)
+    try:
+        load_plugins()
+        if args.out.exists() and any(args.out.iterdir()):
+            raise UserError(f"{args.out} is not empty; pass a new or empty folder")
+        datamodule = DATASETS.build(dataset_config(args.dataset, args.resolution), "dataset")
+        n = export(datamodule, args.out, ("train", "holdout") if args.split == "all" else (args.split,))
+    except UserError as err:
+        exit_with(str(err))
+    print(f"wrote {n} images to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""lambda(t), the correlation weight's schedule (docs/method.md, "Scheduling lambda"): its values at
+given iterations, the training step's losses under it, and the encoder-only variant."""
+import math
+
+import pytest
+import torch
+
+from ogan_pl.method.losses import GANQP
+from ogan_pl.method.schedule import CorrSchedule
+from ogan_pl.utils.errors import UserError
+from tests.test_losses import gan_qp_numpy
+
+
+@pytest.mark.parametrize("schedule, values", [
+    # linear warm-up over 100 iterations: lambda * t / 100, then lambda
+    (CorrSchedule(0.5, warmup=100), {0: 0.0, 1: 0.005, 25: 0.125, 99: 0.495, 100: 0.5, 5000: 0.5}),
+    # cosine: lambda * (1 - cos(pi t / 100)) / 2
+    (CorrSchedule(0.5, warmup=100, shape="cosine"),
+     {0: 0.0, 25: 0.25 * (1 - math.cos(math.pi / 4)), 50: 0.25, 75: 0.25 * (1 - math.cos(3 * math.pi / 4)), 100: 0.5}),
+    # every 4th iteration, weighted 4 x lambda: the same lambda on average
+    (CorrSchedule(0.5, every=4), {0: 2.0, 1: 0.0, 2: 0.0, 3: 0.0, 4: 2.0, 402: 0.0, 404: 2.0}),
+    # both: the warm-up's ramp on the iterations that carry the term
+    (CorrSchedule(1.0, warmup=10, every=2), {0: 0.0, 1: 0.0, 4: 0.8, 5: 0.0, 10: 2.0, 11: 0.0}),
+    (CorrSchedule(0.5), {0: 0.5, 7: 0.5, 10**6: 0.5}),
+])
+def test_schedule_values_at_given_iterations(schedule, values):
+    for t, want in values.items():
+        assert schedule(t) == pytest.approx(want, abs=1e-12), t
+
+
+def test_schedule_averages_to_lambda_after_the_warm_up():
+    for schedule in (CorrSchedule(0.5, every=4), CorrSchedule(0.5, every=3, warmup=30, shape="cosine")):
+        n = 12 * schedule.every
+        assert sum(schedule(t) for t in range(60, 60 + n)) / n == pytest.approx(0.5)
+    assert CorrSchedule(0.5).constant
+    assert not CorrSchedule(0.5, warmup=1).constant and not CorrSchedule(0.5, every=2).constant
+
+
+@pytest.mark.parametrize("t", [0, 3, 30, 200])
+def test_training_step_losses_use_lambda_of_the_iteration(make_model, t):
+    """The module's E and G losses at generator iteration t equal the NumPy transcription with lambda(t)."""
+    model = make_model(**{"loss.corr_warmup": 60, "loss.corr_warmup_shape": "cosine", "loss.corr_every": 3})
+    model.g_iter = t
+    lam = 0.5 * 3 * (0.5 * (1 - math.cos(math.pi * min(t, 60) / 60)) if t % 3 == 0 else 0.0)
+    x = torch.rand(8, 3, 32, 32) * 2 - 1
+    z = torch.randn(8, model.z_dim)
+    l_e, _ = model.encoder_objective(x, z, step=t)
+    l_g, _ = model.generator_objective(x, z)
+    with torch.no_grad():
+        fake = model.G(z)
+        e_real, e_fake = model.E(x).double().numpy(), model.E(fake).double().numpy()
+    want_e, want_g = gan_qp_numpy(e_real, e_fake, x.double().numpy(), fake.double().numpy(), z.double().numpy(), lam)
+    assert l_e.item() == pytest.approx(want_e, rel=1e-4, abs=1e-6)
+    assert l_g.item() == pytest.approx(want_g, rel=1e-4, abs=1e-6)
+
+
+def test_encoder_only_term_leaves_g_a_plain_gan(make_model):
+    """corr_on=encoder: E's loss keeps -lambda rho, G's is the adversarial loss alone."""
+    both, enc = make_model(seed=3), make_model(seed=3, **{"loss.corr_on": "encoder"})
+    x, z = torch.rand(8, 3, 32, 32) * 2 - 1, torch.randn(8, both.z_dim)
+    plain = make_model(seed=3, **{"loss.corr_weight": 0.0})
+    l_e_enc, l_e_both = enc.encoder_objective(x, z, step=0)[0].item(), both.encoder_objective(x, z, step=0)[0].item()
+    assert l_e_enc == pytest.approx(l_e_both)
+    assert enc.generator_objective(x, z)[0].item() == pytest.approx(plain.generator_objective(x, z)[0].item())
+    assert enc.generator_objective(x, z)[0].item() != pytest.approx(both.generator_objective(x, z)[0].item())
+
+
+@pytest.mark.parametrize("kwargs, key", [
+    ({"corr_warmup": -1}, "loss.corr_warmup"), ({"corr_warmup": 2.5}, "loss.corr_warmup"),
+    ({"corr_every": 0}, "loss.corr_every"), ({"corr_warmup_shape": "exp"}, "loss.corr_warmup_shape"),
+    ({"corr_on": "generator"}, "loss.corr_on"),
+])
+def test_bad_schedule_values_are_one_line(kwargs, key):
+    with pytest.raises(UserError, match=key):
+        GANQP(**kwargs)
