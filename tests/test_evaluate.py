@@ -77,7 +77,8 @@ def test_evaluate_scores_a_checkpoint_and_appends_json_lines(fid_run, run_script
     assert record["source"] == "evaluate.py" and record["ckpt"] == str(ckpts / "last.ckpt")
     assert record["g_iter"] == 4 and record["seed"] == 0 and record["wall_time_s"] > 0
     scores = record["metrics"]
-    assert scores["fid"] > 0 and scores["is_mean"] >= 1 and 0 < scores["recon/mse"]
+    # IS = exp(E KL(p(y|x) || p(y))) >= 1; float32 rounding leaves it just under 1 when every p(y|x) is alike
+    assert scores["fid"] > 0 and scores["is_mean"] >= 1 - 1e-5 and 0 < scores["recon/mse"]
     assert set(scores) >= {"kid_mean", "kid_std", "is_std", "recon/ssim", "encoder/rho", "probe/shape_accuracy"}
     protocol = record["protocol"]
     assert protocol["n_fake"] == 16 and protocol["n_real"] == 16 and protocol["use_ema"] is True
