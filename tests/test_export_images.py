@@ -11,6 +11,7 @@ from PIL import Image
 
 from ogan_pl.parts.plugins import load_plugins
 from ogan_pl.parts.registry import DATASETS
+from ogan_pl.run.cli import dataset_defaults
 from ogan_pl.tools.export_images import export, main
 from tests.conftest import script_env
 from tests.test_cli import TINY
@@ -33,6 +34,17 @@ def test_export_then_image_folder_gives_back_the_same_pixels(tmp_path):
     want = [shapes.train_set[i]["image"].numpy().tobytes() for i in range(30)]
     want += [shapes.holdout_set[i]["image"].numpy().tobytes() for i in range(6)]
     assert sorted(got) == sorted(want)
+
+
+def test_dataset_defaults_are_the_yaml_a_run_composes(tmp_path, monkeypatch):
+    """One composition serves ogan-export-images and evaluate.py dataset.name=NAME: the dataset's file
+    with its defaults base, paths under the current folder, nothing for a dataset without a file."""
+    monkeypatch.chdir(tmp_path)
+    digits = dataset_defaults("digits")
+    assert (digits["_name_"], digits["resolution"], digits["holdout_size"]) == ("digits", 32, 1000)
+    assert digits["batch_size"] == 64  # from the group's base, _loader.yaml
+    assert dataset_defaults("cifar10")["root"] == str(tmp_path / "data" / "cifar10")
+    assert dataset_defaults("my_plugin_dataset") == {}
 
 
 def test_export_cli_takes_the_datasets_own_config(tmp_path):

@@ -22,7 +22,13 @@ SMALL_MAX_RESOLUTION = 64
 KEYS = ("model.z_dim", "model.bottom_channels", "model.width", "optim.lr", "ogan.ema_decay")
 
 
-def small_image_settings(resolution: int) -> dict[str, Any]:
+def is_small(resolution: int) -> bool:
+    return resolution <= SMALL_MAX_RESOLUTION
+
+
+def settings_for(resolution: int) -> dict[str, Any]:
+    if not is_small(resolution):  # the paper's reference values
+        return {"z_dim": 128, "bottom_channels": None, "width": 64, "lr": 1.0e-4, "ema_decay": 0.999}
     return {
         "z_dim": 32,                        # paper: 128; few factors, and rho of a short code trains faster
         "bottom_channels": 2 * resolution,  # paper: 8 x resolution; 1/16 of the FLOPs per image
@@ -30,19 +36,6 @@ def small_image_settings(resolution: int) -> dict[str, Any]:
         "lr": 4.0e-4,                       # RMSprop; paper: 1e-4, chosen for 100,000 iterations
         "ema_decay": 0.99,                  # paper (256 sm): 0.999; the average must follow a short run
     }
-
-
-def paper_settings(resolution: int) -> dict[str, Any]:
-    return {"z_dim": 128, "bottom_channels": None, "width": 64, "lr": 1.0e-4, "ema_decay": 0.999}
-
-
-def regime(resolution: int) -> str:
-    return "the small-image" if resolution <= SMALL_MAX_RESOLUTION else "the paper's"
-
-
-def settings_for(resolution: int) -> dict[str, Any]:
-    small = resolution <= SMALL_MAX_RESOLUTION
-    return small_image_settings(resolution) if small else paper_settings(resolution)
 
 
 def resolve(key: str, *, _root_: DictConfig) -> Any:
@@ -89,8 +82,8 @@ def settings_line(cfg: DictConfig, train_images: int | None = None) -> str:
     by_rule, by_config = chosen_keys(cfg)
     line = f"settings: {data}"
     if by_rule:
-        limit = f"<= {SMALL_MAX_RESOLUTION}" if res <= SMALL_MAX_RESOLUTION else f"> {SMALL_MAX_RESOLUTION}"
-        line += f" -> {regime(res)} settings (resolution {limit}): {_show(cfg, by_rule)}"
+        why = "the small-image settings (resolution <=" if is_small(res) else "the paper's settings (resolution >"
+        line += f" -> {why} {SMALL_MAX_RESOLUTION}): {_show(cfg, by_rule)}"
     if by_config:
         line += f"; set by the config or command line: {_show(cfg, by_config)}"
     return line + " (docs/usage.md, 'Settings that follow the data')"

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import hydra
+from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ogan_pl.parts.plugins import load_plugins, plugins_from_argv
 from ogan_pl.parts.values import did_you_mean
@@ -33,6 +34,21 @@ def run(config_name: str, task: Callable[[DictConfig], Any]) -> None:
         main()
     except (ConfigCompositionException, OverrideParseException, MissingConfigException) as err:
         exit_with(composition_error(err))
+
+
+def dataset_defaults(name: str) -> dict:
+    """conf/dataset/NAME.yaml as a training run composes it, its paths under the current folder (as a
+    run started here); {} for a dataset a user's package registers without a file there (its class
+    defaults apply). For the commands that build a dataset other than their run's own."""
+    if not (CONF_DIR / "dataset" / f"{name}.yaml").is_file():
+        return {}
+    overrides = [f"dataset={name}", f"paths.root_dir={Path.cwd()}"]
+    if GlobalHydra.instance().is_initialized():  # inside a Hydra command (evaluate.py): its search path is conf/
+        cfg = hydra.compose("config", overrides=overrides)
+    else:
+        with hydra.initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            cfg = hydra.compose("config", overrides=overrides)
+    return OmegaConf.to_container(cfg.dataset, resolve=True)
 
 
 def composition_error(err: Exception) -> str:

@@ -17,7 +17,7 @@ from ogan_pl.module import OGAN
 from ogan_pl.parts.plugins import load_plugins
 from ogan_pl.parts.registry import DATASETS
 from ogan_pl.parts.values import NAME_KEY, check_int
-from ogan_pl.run.cli import run
+from ogan_pl.run.cli import dataset_defaults, run
 from ogan_pl.run.rundir import save_run_config
 from ogan_pl.run.setup import pick_device
 from ogan_pl.run.sweeps import write_result
@@ -32,12 +32,13 @@ def build_datamodule(stored: dict, overrides: DictConfig, cache_dir: str):
     """The checkpoint's dataset config with the non-null command-line overrides applied, and this
     machine's cache folder instead of the training machine's. `dataset.name=NAME` measures against
     another registered dataset instead (its defaults, at the checkpoint's resolution and channels):
-    e.g. a model trained on a folder of digits judged on the built-in digits."""
+    e.g. a model trained on a folder of digits judged on the built-in digits (conf/dataset/NAME.yaml)."""
     given = {k: v for k, v in OmegaConf.to_container(overrides).items() if v is not None}
     name = given.pop("name", None)
     if name is not None and name != stored["dataset"][NAME_KEY]:
-        dataset = {NAME_KEY: name, **{k: stored["dataset"][k] for k in ("resolution", "channels", "seed")
-                                      if k in stored["dataset"]}, **given}
+        dataset = {**dataset_defaults(name), NAME_KEY: name,
+                   **{k: stored["dataset"][k] for k in ("resolution", "channels", "seed") if k in stored["dataset"]},
+                   **given}
     else:
         dataset = {**stored["dataset"], **given}
     if "cache_dir" in dataset:

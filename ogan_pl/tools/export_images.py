@@ -9,13 +9,11 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 from PIL import Image
 
 from ogan_pl.parts.plugins import load_plugins
 from ogan_pl.parts.registry import DATASETS
-from ogan_pl.run.cli import CONF_DIR
+from ogan_pl.run.cli import dataset_defaults
 from ogan_pl.run.exits import exit_with
 from ogan_pl.utils.errors import UserError
 
@@ -36,17 +34,6 @@ def export(datamodule, out: Path, splits: tuple[str, ...]) -> int:
     return written
 
 
-def dataset_config(name: str, resolution: int | None) -> dict:
-    """conf/dataset/NAME.yaml as a training run composes it (a dataset registered by a user's own
-    package without a yaml there: its class defaults), at `resolution` when given."""
-    overrides = {"resolution": resolution} if resolution else {}
-    if not (CONF_DIR / "dataset" / f"{name}.yaml").is_file():
-        return {"_name_": name, **overrides}
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=[f"dataset={name}"])
-    return {**OmegaConf.to_container(cfg.dataset, resolve=True), **overrides}
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="ogan-export-images", description=__doc__.split("\n\n")[0])
     parser.add_argument("dataset", help="a registered dataset name (ogan-parts lists them), e.g. digits or shapes")
@@ -58,7 +45,10 @@ def main(argv: list[str] | None = None) -> None:
         load_plugins()
         if args.out.exists() and any(args.out.iterdir()):
             raise UserError(f"{args.out} is not empty; pass a new or empty folder")
-        datamodule = DATASETS.build(dataset_config(args.dataset, args.resolution), "dataset")
+        config = {**dataset_defaults(args.dataset), "_name_": args.dataset}
+        if args.resolution:
+            config["resolution"] = args.resolution
+        datamodule = DATASETS.build(config, "dataset")
         n = export(datamodule, args.out, ("train", "holdout") if args.split == "all" else (args.split,))
     except UserError as err:
         exit_with(str(err))
