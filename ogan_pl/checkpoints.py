@@ -28,7 +28,10 @@ def read_checkpoint(path: str | Path) -> dict:
     """The checkpoint's contents (weights-only unpickling), its stored config checked; one-line errors."""
     path = Path(path)
     if path.is_dir():
-        raise UserError(f"checkpoint {path} is a directory; give the path of a .ckpt file inside it")
+        found = [p for p in (path / "checkpoints", path) if (p / "last.ckpt").is_file() or (p / "best_encoder.ckpt").is_file()]
+        hint = (f", e.g. {found[0] / 'best_encoder.ckpt'} (the run's best encoder) or {found[0] / 'last.ckpt'}"
+                if found else "")
+        raise UserError(f"checkpoint {path} is a directory; give the path of a .ckpt file inside it{hint}")
     if not path.is_file():
         raise UserError(f"checkpoint {path} not found; give the path of a .ckpt written by train.py")
     try:
@@ -52,6 +55,9 @@ def read_checkpoint(path: str | Path) -> dict:
 #: arguments added to a part after checkpoints were written without them, whose default then
 #: changed: (registry key, part name, argument, the value those checkpoints were trained with)
 PAST_DEFAULTS = (("model", "resnet", "pooling", "sum"),)
+#: values added to ogan_pl's own sections after checkpoints were written without them:
+#: (section, key, the value those checkpoints were trained with)
+PAST_SECTION_VALUES = (("optim", "decay", "none"), ("optim", "decay_start", 0.5), ("optim", "decay_final", 1.0))
 
 
 def stored_config(checkpoint: Any, path: str | Path = "checkpoint") -> Any:
@@ -67,6 +73,10 @@ def stored_config(checkpoint: Any, path: str | Path = "checkpoint") -> Any:
         node = config.get(key)
         if isinstance(node, Mapping) and node.get("_name_") == name and arg not in node:
             config = {**config, key: {**node, arg: value}}
+    for section, key, value in PAST_SECTION_VALUES:
+        node = config.get(section)
+        if isinstance(node, Mapping) and key not in node:
+            config = {**config, section: {**node, key: value}}
     return config
 
 

@@ -24,6 +24,7 @@ from ogan_pl.method.head import DiscriminatorHead
 from ogan_pl.method.inversion import InversionResult, invert
 from ogan_pl.method.losses import LossInputs
 from ogan_pl.method.perceptual import FeatureDistance
+from ogan_pl.method.schedule import LRSchedule
 from ogan_pl.parts.plugins import load_plugins, loaded_plugins
 from ogan_pl.parts.recipe import check_recipe, recipe
 from ogan_pl.parts.registry import ARCHITECTURES, AUGMENTS, LOSSES, OPTIMIZERS
@@ -72,6 +73,11 @@ class OGAN(pl.LightningModule):
         self.seed = int(config["seed"])
         self.update_scheme = config["train"]["update"]
         self.n_critic = int(config["train"]["n_critic"])
+        optim = config["optim"]
+        self.lr_schedule = LRSchedule(optim["decay"], optim["decay_start"], optim["decay_final"],
+                                      int(config["train"]["steps"]))
+        self.lr_scale = 1.0  # times the schedule: lowered by a watchdog rollback (stored in checkpoints)
+        self._lr_factor: float | None = None  # the factor the optimizers' rates were last set to
         self.E = architecture.encoder()
         self.G = architecture.generator()
         self.head = DiscriminatorHead(ogan["disc_head"], self.z_dim)
@@ -226,6 +232,7 @@ class OGAN(pl.LightningModule):
         if self.channels_last:
             reals = reals.contiguous(memory_format=torch.channels_last)
         self._seed_noise()
+        self._set_learning_rates(opt_e, opt_g)
         if self.update_scheme == "joint":
             loss, stats = self.joint_objective(reals, self._noise(len(reals)), step=self.g_iter)
             opt_e.zero_grad(set_to_none=True)
@@ -246,6 +253,23 @@ class OGAN(pl.LightningModule):
             self.G_ema.update(self.G, self.g_iter)
             self.E_ema.update(self.E, self.g_iter)
         return stats
+
+    @property
+    def lr_factor(self) -> float:
+        """The optimizers' rates at this iteration, as a fraction of the configured ones."""
+        return self.lr_schedule(self.g_iter) * self.lr_scale
+
+    def _set_learning_rates(self, *optimizers) -> None:
+        """rate = configured rate x lr_factor (host-side floats, no sync); `initial_lr` keeps the
+        configured rate in the optimizer's state, as torch's schedulers do."""
+        factor = self.lr_factor
+        if factor == self._lr_factor:
+            return
+        for opt in optimizers:
+            for group in getattr(opt, "optimizer", opt).param_groups:
+                group.setdefault("initial_lr", group["lr"])
+                group["lr"] = group["initial_lr"] * factor
+        self._lr_factor = factor
 
     def _update(self, opt, backward, loss: Tensor, stats: dict[str, Tensor]) -> dict[str, Tensor]:
         opt.zero_grad(set_to_none=True)
@@ -317,6 +341,8 @@ class OGAN(pl.LightningModule):
         schedule = getattr(self.objective, "corr_schedule", None)
         if schedule is not None and not schedule.constant:  # lambda of the iteration just done
             host["train/lambda"] = schedule(self.g_iter - 1)
+        if self._lr_factor is not None and (not self.lr_schedule.constant or self.lr_scale != 1.0):
+            host["train/lr_factor"] = self._lr_factor
         self.log_dict({k: torch.tensor(float(v)) for k, v in host.items()},
                       on_step=True, on_epoch=False, batch_size=batch_size)
 
@@ -348,12 +374,14 @@ class OGAN(pl.LightningModule):
         torch.manual_seed(rank_seed(self.seed, self.global_rank, 0, Stream.DEVICE))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["ogan"] = {"g_iter": self.g_iter, "images_seen": self.images_seen}
+        checkpoint["ogan"] = {"g_iter": self.g_iter, "images_seen": self.images_seen, "lr_scale": self.lr_scale}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("ogan", {})
         self.g_iter = int(state.get("g_iter", 0))
         self.images_seen = int(state.get("images_seen", 0))
+        self.lr_scale = float(state.get("lr_scale", 1.0))
+        self._lr_factor = None
 
     # ----------------------------------------------------------------- inference API
     @property

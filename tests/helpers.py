@@ -139,3 +139,22 @@ class ForbidDeviceSync(pl.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         torch.cuda.set_sync_debug_mode("default")
+
+
+class DestroyEncoder(pl.Callback):
+    """Test-only: from generator iteration `at` on, E's weights (and their average, which the health
+    measures read) are drawn afresh after every iteration: an encoder that died and stays dead."""
+
+    def __init__(self, at: int):
+        self.at = at
+
+    @torch.no_grad()
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if pl_module.g_iter < self.at:
+            return
+        torch.manual_seed(1234 + pl_module.g_iter)
+        for module in pl_module.E.modules():
+            if hasattr(module, "reset_parameters") and module is not pl_module.E:
+                module.reset_parameters()
+        if pl_module.E_ema is not None:
+            pl_module.E_ema.module.load_state_dict(pl_module.E.state_dict())

@@ -26,7 +26,7 @@ LAYERS = [
     ["ogan_pl.tools"],
 ]
 #: optional or slow packages imported where they are used, each with its reason in a comment
-LAZY_OK = {"lmdb", "torchvision.datasets", "wandb"}
+LAZY_OK = {"lmdb", "torchvision.datasets", "wandb", "matplotlib"}
 
 
 def module_name(path: Path) -> str:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ogan_pl.method.losses import GANQP
-from ogan_pl.method.schedule import CorrSchedule
+from ogan_pl.method.schedule import CorrSchedule, LRSchedule
 from ogan_pl.utils.errors import UserError
 from tests.test_losses import gan_qp_numpy
 
@@ -73,3 +73,62 @@ def test_encoder_only_term_leaves_g_a_plain_gan(make_model):
 def test_bad_schedule_values_are_one_line(kwargs, key):
     with pytest.raises(UserError, match=key):
         GANQP(**kwargs)
+
+
+@pytest.mark.parametrize("schedule, values", [
+    # linear from half-way (iteration 50 of 100) down to 0.1: 1 - 0.9 (t - 50) / 50
+    (LRSchedule("linear", start=0.5, final=0.1, total=100), {0: 1.0, 50: 1.0, 60: 0.82, 75: 0.55, 100: 0.1, 500: 0.1}),
+    # cosine over the whole run down to 0.2: 0.2 + 0.8 (1 + cos(pi t / 100)) / 2
+    (LRSchedule("cosine", start=0.0, final=0.2, total=100),
+     {0: 1.0, 25: 0.2 + 0.4 * (1 + math.cos(math.pi / 4)), 50: 0.6, 100: 0.2}),
+    (LRSchedule("none", total=100), {0: 1.0, 100: 1.0}),
+])
+def test_lr_schedule_values_at_given_iterations(schedule, values):
+    for t, want in values.items():
+        assert schedule(t) == pytest.approx(want, abs=1e-12), t
+    assert schedule.constant == (schedule.shape == "none")
+
+
+def test_training_step_sets_the_rates_of_the_iteration(make_model):
+    """rate at iteration t = configured rate x f(t), for both optimizers; the configured rate is kept."""
+    model = make_model(**{"optim.decay": "linear", "optim.decay_start": 0.5, "optim.decay_final": 0.1,
+                          "train.steps": 20, "optim.lr": 1e-3})
+    model.train()
+    opt_e, opt_g = model.configure_optimizers()
+    x = torch.rand(8, 3, 32, 32) * 2 - 1
+    seen = []
+    for t in range(20):
+        assert model.g_iter == t
+        model.train_iteration(x, opt_e, opt_g, lambda loss: loss.backward())
+        seen.append([group["lr"] for opt in (opt_e, opt_g) for group in opt.param_groups])
+    for t, rates in enumerate(seen):
+        want = 1e-3 * (1.0 if t <= 10 else 1 - 0.9 * (t - 10) / 10)
+        assert rates == pytest.approx([want] * len(rates), rel=1e-12), t
+    assert all(g["initial_lr"] == 1e-3 for opt in (opt_e, opt_g) for g in opt.param_groups)
+
+
+def test_a_run_resumed_inside_the_decay_is_bitwise_the_uninterrupted_one(run_script, tmp_path):
+    """The whole run writes a checkpoint at iteration 5 (inside the decay); a second run directory
+    holding only that checkpoint resumes from it (resume=auto) and ends where the whole run ends."""
+    import shutil
+
+    from tests.test_cli import TINY
+    from tests.test_exact_resume import assert_bitwise_equal, final_state
+
+    args = [*TINY, "logger=none", "train.steps=10", "optim.decay=cosine", "optim.decay_start=0.2",
+            "callbacks.checkpoint.every_n_steps=5"]
+    run_script("train.py", *args, "hydra.run.dir=whole")
+    (tmp_path / "parts/checkpoints").mkdir(parents=True)
+    shutil.copy(tmp_path / "whole/checkpoints/giter_0000005.ckpt", tmp_path / "parts/checkpoints/")
+    proc = run_script("train.py", *args, "hydra.run.dir=parts")
+    assert "resum" in (proc.stdout + proc.stderr).lower()
+    assert_bitwise_equal(final_state(tmp_path / "parts"), final_state(tmp_path / "whole"))
+    whole = torch.load(tmp_path / "whole/checkpoints/last.ckpt", weights_only=True)["optimizer_states"]
+    assert whole[0]["param_groups"][0]["lr"] == pytest.approx(
+        whole[0]["param_groups"][0]["initial_lr"] * LRSchedule("cosine", 0.2, 0.1, 10)(9))
+
+
+@pytest.mark.parametrize("key, value", [("decay", "exp"), ("decay_start", 1.0), ("decay_final", 0), ("decay_final", 1.5)])
+def test_bad_decay_values_are_one_line(run_script, key, value):
+    proc = run_script("train.py", "logger=none", "train.steps=2", f"optim.{key}={value}", check=False)
+    assert proc.returncode == 2 and f"optim.{key}" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

@@ -144,6 +144,7 @@ class MetricsCallback(TimedWork):
         seconds = self.last_seconds = time.perf_counter() - start
         self.last = (scores, protocol)
         if not trainer.is_global_zero:
+            self._notify(trainer, pl_module, None)
             return scores
         log.info("metrics at generator iteration %d: %s (%.1f s)", step,
                  ", ".join(f"{k} {v:.4g}" for k, v in scores.items()), seconds)
@@ -168,7 +169,15 @@ class MetricsCallback(TimedWork):
             name = self.monitor.replace("/", "_")
             with deferred():
                 trainer.save_checkpoint(self.checkpoint_dir / f"best_{name}.ckpt", weights_only=False)
+        self._notify(trainer, pl_module, scores)
         return scores
+
+    @staticmethod
+    def _notify(trainer, pl_module, scores: dict | None) -> None:
+        """Callbacks that act on scores (the encoder's watchdog), on every rank; rank 0 passes them."""
+        for cb in trainer.callbacks:
+            if hasattr(cb, "on_scores"):
+                cb.on_scores(trainer, pl_module, scores)
 
     def state_dict(self) -> dict:
         return {f"best_{self.monitor}": self.best, "best_g_iter": self.best_g_iter}

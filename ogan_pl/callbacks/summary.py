@@ -5,6 +5,7 @@ from pathlib import Path
 
 import torch
 
+from ogan_pl.callbacks.encoder_watch import EncoderWatch
 from ogan_pl.callbacks.images import ImageGrids
 from ogan_pl.callbacks.metrics import MetricsCallback
 from ogan_pl.callbacks.work import TimedWork
@@ -19,6 +20,10 @@ LINES = [
     ("is_classifier", "class-IS of samples (max = classes)", "real held-out images", ".2f"),
     ("fd_classifier", "FD in classifier features (lower better)", "real held-out vs training", ".2f"),
     ("fid", "FID (Inception)", None, ".2f"),
+    ("health/recon_ratio", "held-out ||x - x_hat|| / ||x - x'|| (0 = exact)", None, ".3f"),
+    ("health/diversity", "spread of reconstructions / of originals", None, ".3f"),
+    ("health/linear_probe", "linear probe on held-out codes E(x)", None, ".3f"),
+    ("health/knn1", "1-NN on held-out codes E(x)", None, ".3f"),
 ]
 
 
@@ -69,4 +74,12 @@ class TrainingSummary(TimedWork):
                 line += f"   ({ref_label}: {reference[key]:{fmt}})"
             lines.append(line)
         lines.append(f"{f'rho(z, E(G(z))) on {n_rho} fresh z (1 = E inverts G)':<44} {rho:.3f}")
+        watch = next((cb for cb in trainer.callbacks if isinstance(cb, EncoderWatch)), None)
+        if watch is not None and watch.best is not None:
+            line = (f"{'best encoder (' + watch.measure + ')':<44} {watch.best:.3f} at iteration {watch.best_g_iter}: "
+                    f"{watch.best_path}")
+            if watch.alarms:
+                line += (f" (health alarm at iteration {', '.join(map(str, watch.alarms))}; "
+                         f"{watch.rollbacks} rollback(s))")
+            lines.append(line)
         print("\n".join(lines), flush=True)

@@ -1,4 +1,5 @@
-"""lambda(t): the correlation term's weight at generator iteration t (docs/method.md, "Scheduling lambda").
+"""Functions of the generator iteration t: lambda(t), the correlation term's weight (docs/method.md,
+"Scheduling lambda"), and the learning rates' decay (LRSchedule below, "The learning rates' decay").
 
     warm-up   r(t) = min(1, t / N)                       linear
               r(t) = (1 - cos(pi * min(1, t / N))) / 2   cosine
@@ -32,3 +33,34 @@ class CorrSchedule:
         if t % self.every:
             return 0.0
         return self.weight * self.every * self.ramp(t)
+
+
+DECAY_SHAPES = ("none", "linear", "cosine")
+
+
+class LRSchedule:
+    """The learning rates' factor at generator iteration t of a run of T iterations:
+
+        u(t) = clamp((t - start T) / ((1 - start) T), 0, 1)      the fraction of the decay done
+        f(t) = 1 - (1 - final) u(t)                              linear
+        f(t) = final + (1 - final) (1 + cos(pi u(t))) / 2        cosine
+        f(t) = 1                                                 none
+
+    Each optimizer's rate at t is its configured rate times f(t): a pure function of the stored
+    iteration, like lambda(t), so a resumed run learns at the rates of an uninterrupted one."""
+
+    def __init__(self, shape: str = "none", start: float = 0.5, final: float = 0.1, total: int = 1):
+        self.shape, self.start, self.final, self.total = shape, float(start), float(final), int(total)
+
+    @property
+    def constant(self) -> bool:
+        return self.shape == "none" or self.final == 1.0
+
+    def __call__(self, t: int) -> float:
+        if self.shape == "none":
+            return 1.0
+        begin = self.start * self.total
+        u = min(1.0, max(0.0, (t - begin) / max(self.total - begin, 1e-9)))
+        if self.shape == "linear":
+            return 1.0 - (1.0 - self.final) * u
+        return self.final + (1.0 - self.final) * 0.5 * (1.0 + math.cos(math.pi * u))

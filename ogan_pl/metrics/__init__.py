@@ -18,6 +18,7 @@ from ogan_pl.metrics.encoder import (
                                         shape_factor_probe,
 )
 from ogan_pl.metrics.factor_editing import FactorEditingMetrics
+from ogan_pl.metrics.health import EncoderHealth
 from ogan_pl.metrics.image_metrics import (
                                         FID,
                                         IMAGE_METRICS,
@@ -37,7 +38,7 @@ from ogan_pl.metrics.inversion import EditingMetrics, InversionMetrics, build_pe
 from ogan_pl.metrics.real_stats import RealStats
 
 __all__ = ["FDClassifier", "ISClassifier", "KIDClassifier", "PRDCClassifier", "PRDC", "PPL", "PPLClassifier", "ReconClassifier", "class_inception_score",
-           "frechet_distance", "kernel_inception_distance", "FID", "IMAGE_METRICS", "IS", "KID", "EncoderMetrics", "FactorEditingMetrics", "ImageMetrics", "InceptionFeatures",
+           "frechet_distance", "kernel_inception_distance", "FID", "IMAGE_METRICS", "IS", "KID", "EncoderHealth", "EncoderMetrics", "FactorEditingMetrics", "ImageMetrics", "InceptionFeatures",
            "InceptionMetric", "EditingMetrics", "InversionMetrics", "build_perceptual", "Metric", "MetricContext", "MetricSet", "RealStats", "add_generated", "add_real",
            "encode_all", "encoder_metrics", "fake_noise", "find_inception_weights", "mean_correlation",
            "prepare_real_stats", "reconstruction_error", "shape_factor_probe"]

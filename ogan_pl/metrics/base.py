@@ -7,6 +7,7 @@ Inception pass for FID, KID and IS; the feature network; cached real statistics)
 `MetricSet`, which survives from one evaluation to the next during training.
 """
 import abc
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,16 +101,19 @@ class MetricSet:
     def compute(self, ctx: MetricContext) -> tuple[dict[str, float], dict]:
         """All scores of this evaluation; under DDP rank > 0 skips the metrics rank 0 computes alone."""
         ctx.memo.clear()
-        scores, protocol = {}, {}
-        for metric in self.metrics.values():
+        scores, protocol, seconds = {}, {}, {}
+        for name, metric in self.metrics.items():
             if ctx.rank != 0 and not metric.distributed:
                 continue
+            start = time.perf_counter()
             got, proto = metric.compute(ctx, self.shared)
+            seconds[name] = round(time.perf_counter() - start, 4)
             scores.update(got)
             reference = {**protocol.get("reference", {}), **proto.pop("reference", {})}
             protocol.update(proto)
             if reference:  # the same scores for real data, from every metric that has them
                 protocol["reference"] = reference
+        protocol["seconds"] = seconds  # each metric's own time (shared work falls to the first that needs it)
         return scores, protocol
 
     def lower_is_better(self, score: str) -> bool:

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from ogan_pl.metrics.base import Metric, MetricContext, check_int
 from ogan_pl.metrics.domain_classifier import ClassifierSpec, load_or_train
+from ogan_pl.metrics.encoder import reconstruct_holdout
 from ogan_pl.metrics.image_metrics import fake_noise
 from ogan_pl.metrics.prdc import knn_radii, prdc
 from ogan_pl.parts.registry import METRICS
@@ -214,8 +215,7 @@ class ReconClassifier(ClassifierMetric):
         model, _ = self.classifier(ctx, shared)
         real = self.real(ctx, shared, "holdout")
         images = real["images"]
-        recon = torch.cat([ctx.model.reconstruct(images[i:i + ctx.batch_size], ctx.use_ema).float().cpu()
-                           for i in range(0, len(images), ctx.batch_size)])
+        recon = reconstruct_holdout(ctx, images)
         _, probs = self.outputs(model, recon, ctx.batch_size)
         predicted = probs.argmax(1)
         scores = {"recon_classifier_accuracy": (predicted == real["labels"]).double().mean().item(),

@@ -4,13 +4,13 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
-from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from ogan_pl.data.convert import to_model_range
 from ogan_pl.data.shapes import FACTORS
 from ogan_pl.method.correlation import correlation
 from ogan_pl.method.directions import pca_directions
 from ogan_pl.metrics.base import Metric, MetricContext, check_int
+from ogan_pl.metrics.similarity import psnr, ssim
 from ogan_pl.parts.registry import METRICS
 from ogan_pl.utils.loaders import first_items
 
@@ -37,6 +37,16 @@ def latent_all(model, images: Tensor, batch_size: int = 256, use_ema: bool = Tru
     """z = s * N(E(x)) of images in [-1, 1], in batches, on the CPU (the codes G reads and edits move)."""
     return torch.cat([model.latent(images[i:i + batch_size], use_ema).float().cpu()
                       for i in range(0, len(images), batch_size)])
+
+
+def reconstruct_holdout(ctx: MetricContext, images: Tensor) -> Tensor:
+    """x_hat = G(s N(E(x))) of `images`, the reference dataset's first held-out images, on the CPU in
+    float32: computed once per evaluation (the classifier and health metrics both read them)."""
+    key = ("holdout_reconstructions", len(images))
+    if key not in ctx.memo:
+        ctx.memo[key] = torch.cat([ctx.model.reconstruct(images[i:i + ctx.batch_size], ctx.use_ema).float().cpu()
+                                   for i in range(0, len(images), ctx.batch_size)])
+    return ctx.memo[key]
 
 
 def fit_ridge(x_train: Tensor, y_train: Tensor, alpha: float) -> Callable[[Tensor], Tensor]:
@@ -89,9 +99,7 @@ def shape_factor_probe(codes_train: Tensor, factors_train: Tensor, codes_test: T
 def image_quality(x_hat: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
     """Per-image PSNR (dB) and SSIM of images in [-1, 1], both computed on [0, 1] -> ((B,), (B,))."""
     x, x_hat = (x.float().cpu() + 1) / 2, ((x_hat.float().cpu() + 1) / 2).clamp(0, 1)
-    psnr = peak_signal_noise_ratio(x_hat, x, data_range=1.0, reduction="none", dim=(1, 2, 3))
-    ssim = structural_similarity_index_measure(x_hat, x, data_range=1.0, reduction="none")
-    return psnr, ssim
+    return psnr(x_hat, x).float(), ssim(x_hat, x).float()
 
 
 @torch.no_grad()

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ogan_pl.method.head import HEADS
 from ogan_pl.method.inversion import INITS
+from ogan_pl.method.schedule import DECAY_SHAPES
 from ogan_pl.parts.values import check_type, did_you_mean, must_be
 from ogan_pl.utils.errors import UserError
 
@@ -67,6 +68,11 @@ class OptimSection(Section):
     lr: PositiveFinite
     lr_e: PositiveFinite
     lr_g: PositiveFinite
+    decay: Literal[DECAY_SHAPES]
+    decay_start: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False,
+                                        description="in [0, 1) (the fraction of train.steps before the decay)")]
+    decay_final: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False,
+                                        description="in (0, 1] (the rates at the end, as a fraction of optim.lr)")]
     encoder: dict
     generator: dict
 

@@ -20,6 +20,12 @@ TABLE_COLUMNS = [
     ("metrics/ppl_classifier", "PPL (z)", ".1f"),
     ("metrics/ppl_classifier_encoder", "PPL (encoder)", ".1f"),
     ("metrics/encoder/rho", "rho", ".3f"),
+    ("metrics/health/recon_ratio", "recon ratio", ".3f"),
+    ("metrics/health/diversity", "recon spread", ".3f"),
+    ("metrics/health/linear_probe", "linear probe", ".3f"),
+    ("metrics/health/knn1", "1-NN", ".3f"),
+    ("encoder_watch/best_g_iter", "best encoder at", ".0f"),
+    ("encoder_watch/alarms", "health alarms", ".0f"),
     ("g_iter", "G iterations", ".0f"),
     ("progress/images_per_sec", "images/s", ".0f"),
 ]
