@@ -94,6 +94,17 @@ def test_a_destroyed_encoder_warns_once_and_keeps_the_earlier_best(run_script, t
     during = next(r for r in records if r.get("source") == "train.py" and r["g_iter"] == best["ogan"]["g_iter"])
     assert evaluated[-1]["metrics"]["health/recon_ratio"] == pytest.approx(during["metrics"]["health/recon_ratio"],
                                                                             abs=1e-6)
+    images = tmp_path / "mine"
+    images.mkdir()
+    for i in range(2):
+        Image.fromarray((torch.rand(32, 32) * 255).byte().numpy()).save(images / f"d{i}.png")
+    run_script("-m", "ogan_pl.tools.invert", "ckpt=run/checkpoints/best_encoder.ckpt", f"input={images}",
+               "output=inverted", "steps=2", "hydra.run.dir=run_invert")
+    assert len((tmp_path / "inverted/inversions.jsonl").read_text().splitlines()) == 2
+    # and training goes on from it, in a run directory of its own
+    run_script("train.py", *WATCHED, "ckpt_path=run/checkpoints/best_encoder.ckpt",
+               f"train.steps={best['ogan']['g_iter'] + 10}", "hydra.run.dir=continued")
+    assert checkpoint(tmp_path / "continued/checkpoints/last.ckpt")["ogan"]["g_iter"] == best["ogan"]["g_iter"] + 10
 
 
 @pytest.mark.slow

@@ -11,13 +11,7 @@ from torch.nn import functional as F
 
 from ogan_pl.data import DigitsDataModule
 from ogan_pl.metrics import MetricContext, MetricSet
-from ogan_pl.metrics.health import (
-    diversity,
-    effective_rank,
-    fit_logistic,
-    nearest_neighbour,
-    recon_ratio,
-)
+from ogan_pl.metrics.health import diversity, effective_rank, fit_logistic, nearest_neighbour, recon_ratio
 from ogan_pl.metrics.similarity import psnr, ssim
 
 

@@ -98,7 +98,7 @@ def test_training_on_the_builtin_digits_beats_the_untrained_model(tmp_path):
         cfg.paths = {k: str(tmp_path) for k in ("root_dir", "data_dir", "cache_dir", "log_dir", "output_dir")}
     config = OmegaConf.to_container(cfg, resolve=True)
     assert config["dataset"]["_name_"] == "digits"  # the default run
-    names = ["recon_classifier", "is_classifier", "fd_classifier", "prdc_classifier"]
+    names = ["recon_classifier", "is_classifier", "fd_classifier", "prdc_classifier", "health"]
     metric_set = MetricSet(names)
 
     def scores(model) -> dict:
@@ -125,3 +125,11 @@ def test_training_on_the_builtin_digits_beats_the_untrained_model(tmp_path):
     assert max(untrained[f"prdc_classifier_{name}"] for name in ("precision", "recall", "density", "coverage")) < 0.01
     assert trained["prdc_classifier_precision"] > 0.4 and trained["prdc_classifier_recall"] > 0.4
     assert trained["prdc_classifier_density"] > 0.2 and trained["prdc_classifier_coverage"] > 0.05
+    # the encoder's health, without labels and with them (an untrained E's random features already
+    # give a linear probe of about 0.68 on the digits)
+    assert untrained["health/recon_ratio"] > 1.0 and trained["health/recon_ratio"] < 0.75
+    assert untrained["health/diversity"] < 0.05 and trained["health/diversity"] > 0.6
+    assert abs(untrained["health/rho"]) < 0.05 and trained["health/rho"] > 0.5
+    assert trained["health/psnr"] > untrained["health/psnr"] + 4
+    assert trained["health/linear_probe"] > untrained["health/linear_probe"] + 0.04
+    assert trained["health/knn1"] > untrained["health/knn1"] + 0.06
