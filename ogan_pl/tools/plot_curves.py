@@ -21,8 +21,9 @@ PANELS = [
     ("health/linear_probe", "linear probe on E(x)"),
     ("health/knn1", "1-NN on E(x)"),
     ("is_classifier", "class-IS of samples"),
-    ("fd_classifier", "classifier FD (lower better)"),
+    ("fd_classifier", "classifier FD (lower better, log scale)"),
 ]
+LOG_SCALE = {"fd_classifier"}
 
 
 def read_curves(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
@@ -67,6 +68,8 @@ def plot(runs: dict[str, dict[str, list[tuple[int, float]]]], out: Path, title: 
             if key in curves:
                 x, y = zip(*curves[key])
                 ax.plot(x, y, label=label, linewidth=1.2)
+        if key in LOG_SCALE:
+            ax.set_yscale("log")
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("generator iteration", fontsize=8)
         ax.tick_params(labelsize=7)
