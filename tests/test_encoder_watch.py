@@ -116,6 +116,16 @@ def test_a_healthy_run_never_warns(run_script, tmp_path):
     assert watch_state(checkpoint(tmp_path / "run/checkpoints/last.ckpt"))["alarms"] == []
 
 
+def test_the_plain_gan_is_not_watched(run_script, tmp_path):
+    """lambda 0 trains no encoder: its health is still measured, but nothing is kept or alarmed."""
+    proc = run_script("train.py", "logger=none", "loss.corr_weight=0", "train.steps=6", "callbacks.quality.every_n_steps=3",
+                      "callbacks.quality.names=[health]", "callbacks.encoder_watch.after=0", "metrics.health.n_rho=64",
+                      "hydra.run.dir=run")
+    assert "loss.corr_weight=0 (the plain GAN) trains no encoder" in proc.stdout + proc.stderr
+    assert not (tmp_path / "run/checkpoints/best_encoder.ckpt").exists()
+    assert (tmp_path / "run/checkpoints/metrics.jsonl").read_text().count("health/recon_ratio") == 2
+
+
 @pytest.mark.slow
 def test_on_alarm_stop_ends_the_run_and_rollback_restores_the_best(run_script, tmp_path):
     run_script("train.py", *WATCHED, *DESTROY, "callbacks.encoder_watch.on_alarm=stop", "hydra.run.dir=stop")

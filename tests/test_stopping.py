@@ -152,7 +152,7 @@ def test_a_short_run_skips_the_metrics_it_cannot_afford_and_logs_each_callbacks_
     proc = run_in(tmp_path, "train.py", *SMALL, "train.steps=3")
     output = proc.stdout + proc.stderr
     assert "end of run: quality metrics skipped: not scored during this run's training" in output
-    assert "python evaluate.py ckpt=" in output and "metrics.names=[recon_classifier,is_classifier,fd_classifier]" \
+    assert "python evaluate.py ckpt=" in output and "metrics.names=[health,recon_classifier,is_classifier,fd_classifier]" \
         in output
     assert "end of run: grids took" in output and "end of run: summary took" in output
     assert "callback time: grids" in output and "checkpoints" in output

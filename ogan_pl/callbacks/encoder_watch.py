@@ -1,5 +1,5 @@
 """The encoder's watchdog: `best_encoder.ckpt` by a label-free rule, and one warning when the encoder
-falls far below its best (docs/training.md, "The encoder's watchdog")."""
+falls far below its best (docs/outputs.md, "The encoder's watchdog")."""
 import logging
 import math
 from pathlib import Path
@@ -59,18 +59,26 @@ class EncoderWatch(TimedWork):
         self.alarms: list[int] = []  # the iterations of the alarms
         self.armed = True  # an alarm sounds once, and again only after a rollback
         self.rollbacks = 0
+        self.active = False  # set up for a run whose health is computed and whose loss trains an encoder
 
     @property
     def best_path(self) -> Path:
         return self.dirpath / BEST_NAME
 
     def setup(self, trainer, pl_module, stage: str) -> None:
+        self.active = False
         sources = [cb for cb in trainer.callbacks if hasattr(cb, "metric_set") and "health" in cb.metric_set.names]
         if not sources:
             if trainer.is_global_zero:
                 log.warning("the encoder is not watched: no metrics callback computes `health` (callbacks.quality "
                             "does by default); no best_encoder.ckpt will be kept")
             return
+        schedule = getattr(pl_module.objective, "corr_schedule", None)
+        if schedule is not None and schedule.weight == 0:
+            if trainer.is_global_zero:
+                log.info("the encoder is not watched: loss.corr_weight=0 (the plain GAN) trains no encoder")
+            return
+        self.active = True
         self.higher_is_better = not sources[0].metric_set.lower_is_better(self.measure)
 
     def _better(self, value: float, than: float) -> bool:
@@ -81,6 +89,8 @@ class EncoderWatch(TimedWork):
 
     def on_scores(self, trainer, pl_module, scores: dict | None) -> None:
         """Called by the metrics callback on every rank after each scoring (`scores` on rank 0)."""
+        if not self.active:
+            return
         decision = None
         if trainer.is_global_zero and scores and self.measure in scores:
             decision = self._judge(pl_module.g_iter, float(scores[self.measure]), scores.get("health/diversity"))
