@@ -43,7 +43,7 @@ def test_rule_for_a_higher_is_better_measure_and_the_collapse_test():
     assert judge_all(nan, [0.5, float("nan")]) == [(True, False), (False, True)]
 
 
-@pytest.mark.parametrize("value, key", [("margin=0", "margin"), ("collapse=1.5", "collapse"), ("after=-1", "after"),
+@pytest.mark.parametrize("value, key", [("measure=recon_classifier_accuracy", "measure"), ("margin=0", "margin"), ("collapse=1.5", "collapse"), ("after=-1", "after"),
                                         ("on_alarm=panic", "on_alarm"), ("rollback_lr_factor=0", "rollback_lr_factor")])
 def test_bad_options_are_one_line(run_script, value, key):
     proc = run_script("train.py", "logger=none", "train.steps=2", f"callbacks.encoder_watch.{value}", check=False)

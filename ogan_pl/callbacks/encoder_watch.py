@@ -8,6 +8,7 @@ import torch
 
 from ogan_pl.callbacks.work import TimedWork
 from ogan_pl.checkpoints import read_checkpoint
+from ogan_pl.metrics.health import LABEL_FREE
 from ogan_pl.utils.errors import UserError
 from ogan_pl.utils.stopping import deferred
 
@@ -35,6 +36,9 @@ class EncoderWatch(TimedWork):
 
     def __init__(self, dirpath: str, measure: str = "health/recon_ratio", margin: float = 0.1,
                  collapse: float = 0.5, after: int = 2000, on_alarm: str = "warn", rollback_lr_factor: float = 0.5):
+        if measure not in LABEL_FREE:
+            raise UserError(f"callbacks.encoder_watch.measure={measure!r} must be one of the label-free health scores: "
+                            f"{', '.join(LABEL_FREE)}")
         if on_alarm not in ON_ALARM:
             raise UserError(f"callbacks.encoder_watch.on_alarm={on_alarm!r} must be one of {', '.join(ON_ALARM)}")
         if not (isinstance(margin, (int, float)) and math.isfinite(margin) and margin > 0):
