@@ -58,6 +58,17 @@ PAST_DEFAULTS = (("model", "resnet", "pooling", "sum"),)
 #: values added to ogan_pl's own sections after checkpoints were written without them:
 #: (section, key, the value those checkpoints were trained with)
 PAST_SECTION_VALUES = (("optim", "decay", "none"), ("optim", "decay_start", 0.5), ("optim", "decay_final", 1.0))
+#: loss.corr_on (both | encoder), replaced by loss.corr_factor_g: encoder is G's lambda 0
+PAST_CORR_ON = {"both": 1.0, "encoder": 0.0}
+
+
+def _past_corr_on(loss: Mapping) -> Mapping:
+    if "corr_on" not in loss:
+        return loss
+    rest = {k: v for k, v in loss.items() if k != "corr_on"}
+    if loss["corr_on"] not in PAST_CORR_ON:  # left for the loss's own check to name
+        return loss
+    return {**rest, "corr_factor_g": rest.get("corr_factor_g", PAST_CORR_ON[loss["corr_on"]])}
 
 
 def stored_config(checkpoint: Any, path: str | Path = "checkpoint") -> Any:
@@ -77,6 +88,8 @@ def stored_config(checkpoint: Any, path: str | Path = "checkpoint") -> Any:
         node = config.get(section)
         if isinstance(node, Mapping) and key not in node:
             config = {**config, section: {**node, key: value}}
+    if isinstance(config.get("loss"), Mapping):
+        config = {**config, "loss": _past_corr_on(config["loss"])}
     return config
 
 

@@ -216,9 +216,13 @@ class OGAN(pl.LightningModule):
                                      self.encode_fp32(fake_aug.detach()))
         d_real, d_fake, d_fake_ng = self.head(e_real), self.head(e_fake), self.head(e_fake_ng)
         code = self.rho_code(fake, e_fake)
+        code_e = rho_e = None
+        if self.objective.factors_differ:  # E's own lambda: the code of G(z) detached, E's gradient alone
+            code_e = self.rho_code(fake_ng, e_fake_ng)
+            rho_e = correlation(z, code_e)
         inputs = LossInputs(z=z, x_real=x, x_fake=fake_ng, d_fake=d_fake_ng, rho=correlation(z, code),
                        disc=self.discriminate, real_scores=d_real, code_fake=code, step=step,
-                       g_iter=self.g_iter, generator=self._noise_generator)
+                       g_iter=self.g_iter, generator=self._noise_generator, rho_e=rho_e, code_fake_e=code_e)
         loss, parts = self.objective.joint_loss(inputs, d_fake_g=d_fake)
         if "penalty" in parts:
             parts["penalty"] = self._logged_penalty(parts["penalty"], step)

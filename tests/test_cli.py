@@ -152,6 +152,8 @@ def test_multirun_gives_one_wandb_run_per_job(run_script, tmp_path):
     ("evaluate.py", ["ckpt=."], "checkpoint . is a directory"),
     ("train.py", ["loss=foo"], "unknown loss 'foo'; choose one of: gan_qp, hinge, lsgan, nsgan, rpgan, wgan_gp"),
     ("train.py", ["loss.corr_weight=-1"], "loss.corr_weight=-1"),
+    ("train.py", ["loss.corr_factor_e=-1"], "loss.corr_factor_e=-1"),
+    ("train.py", ["loss.corr_on=encoder"], "replaced by loss.corr_factor_g (loss.corr_on=encoder is loss.corr_factor_g=0)"),
     ("train.py", ["dataset=image_folder"], "dataset.root is not set"),
     ("train.py", ["dataset=image_folder", "dataset.root=/no/such/dir"], "dataset.root=/no/such/dir does not exist"),
     ("train.py", ["trainer.max_steps=100"], "set the training length in generator iterations with train.steps"),

@@ -66,10 +66,11 @@ def test_the_papers_experiments_keep_the_reference_values(experiment, reference)
     assert c["ogan"]["ema_decay"] == reference["ema"] and c["ogan"]["disc_head"] == "avg"
     assert c["ogan"]["recon_scale"] == 0.9 and c["train"]["steps"] == reference["steps"]
     assert loss["_name_"] == "gan_qp" and loss["corr_weight"] == reference["lambda"]
-    assert (loss["corr_type"], loss["corr_warmup"], loss["corr_every"], loss["corr_on"]) == ("pearson", 0, 1, "both")
+    assert (loss["corr_type"], loss["corr_warmup"], loss["corr_every"]) == ("pearson", 0, 1)
+    assert (loss["corr_factor_e"], loss["corr_factor_g"]) == (1.0, 1.0)
     # and they hold their z, lr and EMA themselves: a change to the rule cannot move them
     by_rule, by_config = chosen_keys(cfg)
-    assert {"model.z_dim", "optim.lr", "ogan.ema_decay"} <= set(by_config)
+    assert {"model.z_dim", "optim.lr", "ogan.ema_decay", "loss.corr_factor_e"} <= set(by_config)
 
 
 def test_settings_line_says_what_was_chosen_and_why():

@@ -121,7 +121,7 @@ def test_the_plain_gan_is_not_watched(run_script, tmp_path):
     proc = run_script("train.py", "logger=none", "loss.corr_weight=0", "train.steps=6", "callbacks.quality.every_n_steps=3",
                       "callbacks.quality.names=[health]", "callbacks.encoder_watch.after=0", "metrics.health.n_rho=64",
                       "hydra.run.dir=run")
-    assert "loss.corr_weight=0 (the plain GAN) trains no encoder" in proc.stdout + proc.stderr
+    assert "(loss.corr_weight=0 or loss.corr_factor_e=0): the plain GAN trains no encoder" in proc.stdout + proc.stderr
     assert not (tmp_path / "run/checkpoints/best_encoder.ckpt").exists()
     assert (tmp_path / "run/checkpoints/metrics.jsonl").read_text().count("health/recon_ratio") == 2
 

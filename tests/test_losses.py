@@ -91,9 +91,11 @@ def test_module_objectives_equal_numpy_transcription(make_model):
     with torch.no_grad():  # same train-mode forward passes, done independently
         fake = model.G(z)
         e_real, e_fake = model.E(x).double().numpy(), model.E(fake).double().numpy()
-    want_e, want_g = gan_qp_numpy(e_real, e_fake, x.double().numpy(), fake.double().numpy(), z.double().numpy(), 0.5)
-    assert l_e.item() == pytest.approx(want_e, rel=1e-4)
-    assert l_g.item() == pytest.approx(want_g, rel=1e-4)
+    args = (e_real, e_fake, x.double().numpy(), fake.double().numpy(), z.double().numpy())
+    lam_e = 0.5 * model.objective.corr_factor_e  # the small-image rule: 2 x lambda for E
+    assert lam_e == 1.0
+    assert l_e.item() == pytest.approx(gan_qp_numpy(*args, lam_e)[0], rel=1e-4)
+    assert l_g.item() == pytest.approx(gan_qp_numpy(*args, 0.5)[1], rel=1e-4)
 
 
 def _grads(module, loss):
@@ -115,16 +117,19 @@ def test_joint_t2_term_sends_no_gradient_to_encoder(make_model):
     assert sum(g.abs().sum() for g in g_grads if g is not None) > 0
 
 
-@pytest.mark.parametrize("loss", ["gan_qp", "rpgan", "wgan_gp"])
-def test_joint_gradients_are_the_sum_of_the_alternating_ones(make_model, loss):
+@pytest.mark.parametrize("loss, factors", [("gan_qp", (1.0, 1.0)), ("gan_qp", (2.0, 1.0)), ("gan_qp", (0.5, 3.0)),
+                                           ("rpgan", (2.0, 1.0)), ("wgan_gp", (1.0, 1.0))])
+def test_joint_gradients_are_the_sum_of_the_alternating_ones(make_model, loss, factors):
     """Reference joint loss: E gets the E-step gradient and G gets the G-step gradient, exactly,
-    also for a loss whose G term reads the real scores (RpGAN) and one with a penalty.
+    also for a loss whose G term reads the real scores (RpGAN), one with a penalty, and E's lambda
+    not G's (loss.corr_factor_e, corr_factor_g).
 
     In float64: t2's two E-gradients cancel exactly in value, but in float32 the rounding of the
     cancellation leaves ~1e-6 noise on small gradients. BatchNorm in eval mode, so the extra
     forward passes of the joint objective see the same normalisation as the alternating ones.
     """
-    model = make_model(**{"train.update": "joint", "loss": loss}).double().eval()
+    model = make_model(**{"train.update": "joint", "loss": loss, "loss.corr_factor_e": factors[0],
+                          "loss.corr_factor_g": factors[1]}).double().eval()
     x, z = (torch.rand(8, 3, 32, 32) * 2 - 1).double(), torch.randn(8, model.z_dim).double()
     torch.manual_seed(0)  # WGAN-GP's interpolates
     joint, _ = model.joint_objective(x, z, step=0)
@@ -132,10 +137,12 @@ def test_joint_gradients_are_the_sum_of_the_alternating_ones(make_model, loss):
     torch.manual_seed(0)
     e_loss, _ = model.encoder_objective(x, z, step=0)
     g_loss, _ = model.generator_objective(x, z)
-    for a, b in zip(joint_e, _grads(model.E, e_loss)):
-        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
-    for a, b in zip(joint_g, _grads(model.G, g_loss)):
-        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    pairs = list(zip(joint_e, _grads(model.E, e_loss))) + list(zip(joint_g, _grads(model.G, g_loss)))
+    for a, b in pairs:
+        if factors[0] == factors[1]:
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+        else:  # float32's rounding, relative to the largest entry of the gradient
+            assert a.shape == b.shape and (a - b).abs().max() <= 1e-5 * b.abs().max()
 
 
 @pytest.mark.parametrize("loss_cls", [GANQP, Hinge, WGANGP, NSGAN, LSGAN, RpGAN])

@@ -215,6 +215,23 @@ def test_resnet_checkpoint_from_before_pooling_loads_with_the_sum_it_was_trained
     torch.testing.assert_close(loaded.encode(x), model.encode(x))
 
 
+@pytest.mark.parametrize("corr_on, factor_g", [("encoder", 0.0), ("both", 1.0)])
+def test_checkpoint_with_corr_on_loads_with_g_lambda_it_was_trained_with(make_model, tmp_path, corr_on, factor_g):
+    """loss.corr_on (both | encoder) became loss.corr_factor_g: a checkpoint that stored corr_on loads with
+    G's lambda it trained with (encoder: 0)."""
+    model = make_model(**{"loss.corr_factor_g": factor_g})
+    trainer = tiny_trainer(2, 1)
+    trainer.fit(model, datamodule=tiny_data())
+    trainer.save_checkpoint(tmp_path / "new.ckpt")
+    checkpoint = torch.load(tmp_path / "new.ckpt", weights_only=True)
+    loss = checkpoint["hyper_parameters"]["config"]["loss"]
+    del loss["corr_factor_g"]
+    loss["corr_on"] = corr_on
+    torch.save(checkpoint, tmp_path / "old.ckpt")
+    loaded = OGAN.load_from_checkpoint(tmp_path / "old.ckpt")
+    assert loaded.objective.corr_factor_g == factor_g and "corr_on" not in loaded.hparams.config["loss"]
+
+
 def test_resnet_module_pickles_for_ddp_spawn(make_model):
     import pickle
 

@@ -1,5 +1,5 @@
 """lambda(t), the correlation weight's schedule (docs/method.md, "Scheduling lambda"): its values at
-given iterations, the training step's losses under it, and the encoder-only variant."""
+given iterations, the training step's losses under it, and E's and G's own lambdas (loss.corr_factor_e, corr_factor_g)."""
 import math
 
 import pytest
@@ -49,14 +49,15 @@ def test_training_step_losses_use_lambda_of_the_iteration(make_model, t):
     with torch.no_grad():
         fake = model.G(z)
         e_real, e_fake = model.E(x).double().numpy(), model.E(fake).double().numpy()
-    want_e, want_g = gan_qp_numpy(e_real, e_fake, x.double().numpy(), fake.double().numpy(), z.double().numpy(), lam)
-    assert l_e.item() == pytest.approx(want_e, rel=1e-4, abs=1e-6)
-    assert l_g.item() == pytest.approx(want_g, rel=1e-4, abs=1e-6)
+    args = (e_real, e_fake, x.double().numpy(), fake.double().numpy(), z.double().numpy())
+    assert model.objective.corr_factor_e == 2.0  # the small-image rule: E's lambda twice G's
+    assert l_e.item() == pytest.approx(gan_qp_numpy(*args, 2.0 * lam)[0], rel=1e-4, abs=1e-6)
+    assert l_g.item() == pytest.approx(gan_qp_numpy(*args, lam)[1], rel=1e-4, abs=1e-6)
 
 
 def test_encoder_only_term_leaves_g_a_plain_gan(make_model):
-    """corr_on=encoder: E's loss keeps -lambda rho, G's is the adversarial loss alone."""
-    both, enc = make_model(seed=3), make_model(seed=3, **{"loss.corr_on": "encoder"})
+    """corr_factor_g=0: E's loss keeps -lambda rho, G's is the adversarial loss alone."""
+    both, enc = make_model(seed=3), make_model(seed=3, **{"loss.corr_factor_g": 0.0})
     x, z = torch.rand(8, 3, 32, 32) * 2 - 1, torch.randn(8, both.z_dim)
     plain = make_model(seed=3, **{"loss.corr_weight": 0.0})
     l_e_enc, l_e_both = enc.encoder_objective(x, z, step=0)[0].item(), both.encoder_objective(x, z, step=0)[0].item()
@@ -65,10 +66,27 @@ def test_encoder_only_term_leaves_g_a_plain_gan(make_model):
     assert enc.generator_objective(x, z)[0].item() != pytest.approx(both.generator_objective(x, z)[0].item())
 
 
+@pytest.mark.parametrize("lam, factor_e, factor_g", [(0.5, 2.0, 1.0), (0.25, 1.0, 8.0), (0.5, 0.0, 1.0)])
+def test_e_and_g_have_their_own_lambda(make_model, lam, factor_e, factor_g):
+    """E's loss with corr_factor_e x lambda, G's with corr_factor_g x lambda, each equal to the NumPy
+    transcription."""
+    lam_e, lam_g = lam * factor_e, lam * factor_g
+    model = make_model(seed=5, **{"loss.corr_weight": lam, "loss.corr_factor_e": factor_e,
+                                  "loss.corr_factor_g": factor_g})
+    x, z = torch.rand(8, 3, 32, 32) * 2 - 1, torch.randn(8, model.z_dim)
+    l_e, l_g = model.encoder_objective(x, z, step=0)[0].item(), model.generator_objective(x, z)[0].item()
+    with torch.no_grad():
+        fake = model.G(z)
+        e_real, e_fake = model.E(x).double().numpy(), model.E(fake).double().numpy()
+    args = (e_real, e_fake, x.double().numpy(), fake.double().numpy(), z.double().numpy())
+    assert l_e == pytest.approx(gan_qp_numpy(*args, lam_e)[0], rel=1e-4, abs=1e-6)
+    assert l_g == pytest.approx(gan_qp_numpy(*args, lam_g)[1], rel=1e-4, abs=1e-6)
+
+
 @pytest.mark.parametrize("kwargs, key", [
     ({"corr_warmup": -1}, "loss.corr_warmup"), ({"corr_warmup": 2.5}, "loss.corr_warmup"),
     ({"corr_every": 0}, "loss.corr_every"), ({"corr_warmup_shape": "exp"}, "loss.corr_warmup_shape"),
-    ({"corr_on": "generator"}, "loss.corr_on"),
+    ({"corr_factor_e": -1.0}, "loss.corr_factor_e"), ({"corr_factor_g": float("nan")}, "loss.corr_factor_g"),
 ])
 def test_bad_schedule_values_are_one_line(kwargs, key):
     with pytest.raises(UserError, match=key):

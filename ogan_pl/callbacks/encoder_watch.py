@@ -77,10 +77,10 @@ class EncoderWatch(TimedWork):
                 log.warning("the encoder is not watched: no metrics callback computes `health` (callbacks.quality "
                             "does by default); no best_encoder.ckpt will be kept")
             return
-        schedule = getattr(pl_module.objective, "corr_schedule", None)
-        if schedule is not None and schedule.weight == 0:
+        if not getattr(pl_module.objective, "trains_encoder", True):
             if trainer.is_global_zero:
-                log.info("the encoder is not watched: loss.corr_weight=0 (the plain GAN) trains no encoder")
+                log.info("the encoder is not watched: E's correlation weight is 0 (loss.corr_weight=0 or "
+                         "loss.corr_factor_e=0): the plain GAN trains no encoder")
             return
         self.active = True
         self.higher_is_better = not sources[0].metric_set.lower_is_better(self.measure)

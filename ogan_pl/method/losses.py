@@ -41,6 +41,9 @@ class LossInputs:
     disc: Discriminator  # D = T(E(.)), for penalties
     real_scores: Tensor | None = None
     code_fake: Tensor | None = None  # the code rho reads (the MSE ablation of the correlation term)
+    # the joint update only, when E's lambda is not G's: rho and the code of G(z) detached (E's gradient alone)
+    rho_e: Tensor | None = None
+    code_fake_e: Tensor | None = None
     step: int = 0  # index of this E update (lazy regularization: the penalty is due when step % reg_every == 0)
     g_iter: int = 0  # generator iteration: lambda(g_iter) weighs the correlation term (loss.corr_warmup, corr_every)
     generator: torch.Generator | None = None  # this iteration's random stream (a resumed run draws the same)
@@ -59,7 +62,6 @@ def _check_weight(name: str, value: float) -> None:
 
 
 CORR_TYPES = ("pearson", "mse")
-CORR_ON = ("both", "encoder")
 
 
 class GANLoss(abc.ABC):
@@ -68,8 +70,10 @@ class GANLoss(abc.ABC):
     corr_type=pearson is O-GAN's term, -rho(z, E(G(z))). corr_type=mse puts ||z - E(G(z))||^2 / nz
     in its place: the alternative the paper reports to fail, kept only for that ablation.
     lambda may follow a schedule over generator iterations (corr_warmup, corr_every:
-    ogan_pl.method.schedule). corr_on=encoder leaves the term out of G's loss: E still learns to
-    invert G, G trains as a plain GAN (the "latent regressor" baseline of BiGAN, Donahue et al. 2017).
+    ogan_pl.method.schedule). E's loss weighs the term with corr_factor_e x lambda, G's with
+    corr_factor_g x lambda (the paper: both 1; docs/method.md, "E's and G's lambda"). corr_factor_g=0
+    leaves the term out of G's loss: E still learns to invert G, G trains as a plain GAN (the "latent
+    regressor" baseline of BiGAN, Donahue et al. 2017).
     """
 
     #: the penalty needs d(D(x_real))/d(x_real): the caller marks x_real as requiring grad on the E
@@ -77,8 +81,11 @@ class GANLoss(abc.ABC):
     requires_real_grad = False
 
     def __init__(self, corr_weight: float = 0.5, corr_type: str = "pearson", corr_warmup: int = 0,
-                 corr_warmup_shape: str = "linear", corr_every: int = 1, corr_on: str = "both"):
-        _check_weight("corr_weight", corr_weight)
+                 corr_warmup_shape: str = "linear", corr_every: int = 1, corr_factor_e: float = 1.0,
+                 corr_factor_g: float = 1.0):
+        for name, value in (("corr_weight", corr_weight), ("corr_factor_e", corr_factor_e),
+                            ("corr_factor_g", corr_factor_g)):
+            _check_weight(name, value)
         if corr_type not in CORR_TYPES:
             raise UserError(f"loss.corr_type={corr_type!r} must be one of {', '.join(CORR_TYPES)} "
                             "(pearson: O-GAN's -rho; mse: the paper's failing ablation)")
@@ -89,23 +96,31 @@ class GANLoss(abc.ABC):
             raise UserError(f"loss.corr_warmup_shape={corr_warmup_shape!r} must be one of {', '.join(WARMUP_SHAPES)}")
         if isinstance(corr_every, bool) or not isinstance(corr_every, int) or corr_every < 1:
             raise UserError(f"loss.corr_every={corr_every!r} must be an integer >= 1 (1 = every generator iteration)")
-        if corr_on not in CORR_ON:
-            raise UserError(f"loss.corr_on={corr_on!r} must be one of {', '.join(CORR_ON)} "
-                            "(both: the paper's; encoder: G trains on the adversarial loss alone)")
         self.corr_weight = corr_weight
         self.corr_type = corr_type
-        self.corr_on = corr_on
+        self.corr_factor_e, self.corr_factor_g = float(corr_factor_e), float(corr_factor_g)
         self.corr_schedule = CorrSchedule(corr_weight, corr_warmup, corr_warmup_shape, corr_every)
+
+    @property
+    def trains_encoder(self) -> bool:
+        """Whether E's loss has the correlation term at all (lambda 0 or corr_factor_e 0: the plain GAN's E)."""
+        return self.corr_weight * self.corr_factor_e > 0
+
+    @property
+    def factors_differ(self) -> bool:
+        return self.corr_factor_e != self.corr_factor_g
 
     def lam(self, inputs: LossInputs) -> float:
         """lambda at this generator iteration (ogan_pl.method.schedule); a host-side float, no sync."""
         return self.corr_schedule(inputs.g_iter)
 
-    def corr_term(self, inputs: LossInputs) -> Tensor:
-        """The per-sample O-GAN term that lambda weighs: -rho, or the MSE ablation."""
+    def corr_term(self, inputs: LossInputs, encoder_view: bool = False) -> Tensor:
+        """The per-sample O-GAN term that lambda weighs: -rho, or the MSE ablation. encoder_view: of
+        G(z) detached (the joint update's E-only copy)."""
+        rho, code = (inputs.rho_e, inputs.code_fake_e) if encoder_view else (inputs.rho, inputs.code_fake)
         if self.corr_type == "mse":
-            return (inputs.z.float() - inputs.code_fake.float()).pow(2).mean(-1)
-        return -inputs.rho
+            return (inputs.z.float() - code.float()).pow(2).mean(-1)
+        return -rho
 
     @abc.abstractmethod
     def encoder_adversarial(self, inputs: LossInputs) -> Tensor:
@@ -128,14 +143,12 @@ class GANLoss(abc.ABC):
 
     def encoder_loss(self, inputs: LossInputs) -> tuple[Tensor, dict[str, Tensor]]:
         adv, penalty = self.encoder_adversarial(inputs), self.penalty(inputs)
-        loss = (adv + penalty + self.lam(inputs) * self.corr_term(inputs)).mean()
+        loss = (adv + penalty + self.corr_factor_e * self.lam(inputs) * self.corr_term(inputs)).mean()
         return loss, {"adv_e": adv.mean(), "penalty": penalty.mean()}
 
     def generator_loss(self, inputs: LossInputs) -> tuple[Tensor, dict[str, Tensor]]:
         adv = self.generator_adversarial(inputs)
-        if self.corr_on == "encoder":  # G sees the adversarial loss only; E still learns to invert it
-            return adv.mean(), {"adv_g": adv.mean()}
-        loss = (adv + self.lam(inputs) * self.corr_term(inputs)).mean()
+        loss = (adv + self.corr_factor_g * self.lam(inputs) * self.corr_term(inputs)).mean()
         return loss, {"adv_g": adv.mean()}
 
     def joint_loss(self, inputs: LossInputs, d_fake_g: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
@@ -143,14 +156,20 @@ class GANLoss(abc.ABC):
         stopgrad(G(z))); d_fake_g = D(G(z)) holds the same values with G's gradient.
 
         adv_G(d_fake_g) - adv_G(inputs.d_fake) is zero and sends no gradient to E (D(x_real) detached in
-        both): it moves only G (the reference's "t2").
+        both): it moves only G (the reference's "t2"). With E's lambda (a_E lambda) not G's (a_G lambda),
+        the term is a_G lambda c(z, E(G(z))) + (a_E - a_G) lambda c(z, E(stopgrad G(z))): the same value
+        as a_E lambda c, G's gradient from the first part alone, E's from both.
         """
         real = inputs.d_real.detach()
         g_view, g_view_ng = inputs.replace(d_fake=d_fake_g, real_scores=real), inputs.replace(real_scores=real)
         penalty = self.penalty(inputs)
         adv_e = self.encoder_adversarial(inputs)
         adv_g = self.generator_adversarial(g_view) - self.generator_adversarial(g_view_ng)
-        loss = (adv_e + adv_g + self.lam(inputs) * self.corr_term(inputs)).mean() + penalty.mean()
+        lam = self.lam(inputs)
+        corr = self.corr_factor_g * lam * self.corr_term(inputs)
+        if self.factors_differ:
+            corr = corr + (self.corr_factor_e - self.corr_factor_g) * lam * self.corr_term(inputs, encoder_view=True)
+        loss = (adv_e + adv_g + corr).mean() + penalty.mean()
         return loss, {"adv_e": adv_e.mean(), "adv_g": self.generator_adversarial(g_view_ng).detach().mean(),
                       "penalty": penalty.mean()}
 

@@ -28,9 +28,6 @@ def validate(cfg: DictConfig, schema=None) -> None:
     check_trainer(plain_config(cfg.trainer))
     _require(not (cfg.train["update"] == "joint" and cfg.train.n_critic != 1),
              "train.update=joint makes one update of E and G together; it needs train.n_critic=1")
-    _require(not (cfg.train["update"] == "joint" and cfg.loss.get("corr_on", "both") != "both"),
-             "train.update=joint puts the correlation term on E and G in one loss; loss.corr_on=encoder needs "
-             "train.update=alternating")
     # the dataset's values are checked by its DataModule's signature (check_parts); dataset.root when
     # the data is read, by the DataModule, which knows how to get its data
     max_steps = cfg.trainer.get("max_steps", -1)

@@ -1,7 +1,7 @@
 """Settings chosen from the data, not its name (docs/usage.md, "Settings that follow the data").
 
 `${data_settings:KEY}` in conf/ (model.z_dim, model.bottom_channels, model.width, optim.lr,
-ogan.ema_decay) resolves from dataset.resolution:
+ogan.ema_decay, loss.corr_factor_e) resolves from dataset.resolution:
 
     small images (resolution <= 64): the default run's short-run settings, a quarter of the paper's width
     larger (128, 256):                 the paper's reference values
@@ -19,7 +19,7 @@ RESOLVER = "data_settings"
 SMALL_MAX_RESOLUTION = 64
 
 #: the keys the rule may set, as "section.key"
-KEYS = ("model.z_dim", "model.bottom_channels", "model.width", "optim.lr", "ogan.ema_decay")
+KEYS = ("model.z_dim", "model.bottom_channels", "model.width", "optim.lr", "ogan.ema_decay", "loss.corr_factor_e")
 
 
 def is_small(resolution: int) -> bool:
@@ -28,13 +28,15 @@ def is_small(resolution: int) -> bool:
 
 def settings_for(resolution: int) -> dict[str, Any]:
     if not is_small(resolution):  # the paper's reference values
-        return {"z_dim": 128, "bottom_channels": None, "width": 64, "lr": 1.0e-4, "ema_decay": 0.999}
+        return {"z_dim": 128, "bottom_channels": None, "width": 64, "lr": 1.0e-4, "ema_decay": 0.999,
+                "corr_factor_e": 1.0}
     return {
         "z_dim": 32,                        # paper: 128; few factors, and rho of a short code trains faster
         "bottom_channels": 2 * resolution,  # paper: 8 x resolution; 1/16 of the FLOPs per image
         "width": 16,                        # model=resnet: a quarter of the default 64
         "lr": 4.0e-4,                       # RMSprop; paper: 1e-4, chosen for 100,000 iterations
         "ema_decay": 0.99,                  # paper (256 sm): 0.999; the average must follow a short run
+        "corr_factor_e": 2.0,               # paper: 1; E's lambda twice G's keeps the encoder in long runs
     }
 
 

@@ -48,8 +48,14 @@ def _description(annotation: Any) -> str | None:
                 None)
 
 
+#: keys that were replaced: what to write instead
+REPLACED = {"loss.corr_on": "loss.corr_factor_g (loss.corr_on=encoder is loss.corr_factor_g=0)"}
+
+
 def did_you_mean(name: str, known, section: str = "") -> str:
     """`did you mean SECTION.CLOSEST? ` for a misspelt key or choice, or "" when nothing is close."""
+    if f"{section}.{name}" in REPLACED:
+        return f"it was replaced by {REPLACED[f'{section}.{name}']}; "
     close = difflib.get_close_matches(name, [str(k) for k in known], n=1)
     return f"did you mean {section + '.' if section else ''}{close[0]}? " if close else ""
 
