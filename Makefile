@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test docs images clean
+.PHONY: install train test docs images gpu-check clean
 
 install: $(STAMP)
 
@@ -33,6 +33,12 @@ images: install  ## train a fresh default run and copy its final grids to docs/i
 	$(BIN)/python train.py hydra.run.dir=$(IMAGES_RUN) $(ARGS)
 	for grid in samples reconstructions interpolations; do \
 	  cp "$$(ls $(IMAGES_RUN)/images/$${grid}_*.png | tail -n 1)" docs/images/$$grid.png; done
+
+# On a GPU machine with ogan_pl importable (a device lease installs nothing from the network):
+# the GPU-only tests, then the 64 px long-run comparison; settings in scripts/gpu_check.sh.
+GPU_PYTHON ?= $(shell test -x $(BIN)/python && echo $(BIN)/python || echo python3)
+gpu-check:   ## the GPU checks in one call (docs/development.md, "GPU checks")
+	PYTHON=$(GPU_PYTHON) bash scripts/gpu_check.sh
 
 clean:
 	rm -rf logs outputs .pytest_cache site

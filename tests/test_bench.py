@@ -99,6 +99,7 @@ def test_speed_options_train(run_script, tmp_path, option):
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_training_step_makes_no_host_device_sync(run_script, tmp_path):
     run_script("train.py", *TINY, "trainer.accelerator=gpu", "trainer.log_every_n_steps=1000", "logger=csv",

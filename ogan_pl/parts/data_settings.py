@@ -36,7 +36,7 @@ def settings_for(resolution: int) -> dict[str, Any]:
         "width": 16,                        # model=resnet: a quarter of the default 64
         "lr": 4.0e-4,                       # RMSprop; paper: 1e-4, chosen for 100,000 iterations
         "ema_decay": 0.99,                  # paper (256 sm): 0.999; the average must follow a short run
-        "corr_factor_e": 2.0,               # paper: 1; E's lambda twice G's keeps the encoder in long runs
+        "corr_factor_e": 2.0,               # paper: 1; E's lambda twice G's: less wear of the encoder in long runs
     }
 
 
