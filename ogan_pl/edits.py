@@ -4,6 +4,7 @@ file with its provenance and read back as safely as a checkpoint (weights-only, 
 
 The math is in ogan_pl.method.directions; this module gathers the codes and labels and keeps the files.
 """
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +12,13 @@ import torch
 from torch import Tensor
 
 from ogan_pl.data.shapes import FACTORS
-from ogan_pl.method.directions import (above_median, class_mean_direction, linear_direction, pca_directions,
-                                       sefa_directions)
+from ogan_pl.method.directions import (
+    above_median,
+    class_mean_direction,
+    linear_direction,
+    pca_directions,
+    sefa_directions,
+)
 from ogan_pl.parts.values import check_plain
 from ogan_pl.utils.errors import UserError
 from ogan_pl.utils.io import atomic_torch_save
@@ -51,6 +57,9 @@ def fit_directions(model, method: str, codes: Tensor | None = None, labels: np.n
             raise UserError(f"method={method} needs labelled images and target=LABEL")
         target = _match(labels, target)
         source = _match(labels, source) if source is not None else None
+        if source is not None and str(source) == str(target):
+            raise UserError(f"source={source} is the target: a direction from a class to itself is zero; give "
+                            "another source, or none (then: from all the other images)")
         ids = torch.as_tensor(np.searchsorted(np.unique(labels), labels))
         target_id = int(np.searchsorted(np.unique(labels), target))
         source_id = int(np.searchsorted(np.unique(labels), source)) if source is not None else None
@@ -63,16 +72,58 @@ def fit_directions(model, method: str, codes: Tensor | None = None, labels: np.n
             direction = linear_direction(codes, ids, target_id)
         name = f"{method}:{source if source is not None else 'rest'}->{target}"
         return direction[None], [name]
+    if method in ("pca", "sefa") and not 1 <= k <= model.z_dim:
+        raise UserError(f"k={k}: the codes have {model.z_dim} entries, so give k from 1 to {model.z_dim}")
     if method == "pca":
         if codes is None:
             raise UserError("method=pca needs images to encode")
-        return pca_directions(codes, k), [f"pca:{i}" for i in range(min(k, codes.shape[1]))]
+        found = pca_directions(codes, k)
+        return found, [f"pca:{i}" for i in range(len(found))]
     if method == "sefa":
-        return sefa_directions(model.first_layer_weight(use_ema).cpu(), k), [f"sefa:{i}" for i in range(k)]
+        found = sefa_directions(model.first_layer_weight(use_ema).cpu(), k)
+        return found, [f"sefa:{i}" for i in range(len(found))]
     raise UserError(f"method={method!r} must be one of: {', '.join(METHODS)}")
 
 
+def check_directions(directions: Tensor, names: list, where: str, z_dim: int | None = None) -> None:
+    """What a directions file holds, checked the same way when it is written and when it is read:
+    n unit vectors of the codes' size, finite, one name each."""
+    if directions.ndim != 2 or (z_dim is not None and directions.shape[1] != z_dim):
+        raise UserError(f"{where} holds directions of shape {tuple(directions.shape)}; this model's codes have "
+                        f"{z_dim} entries")
+    if len(names) != len(directions):
+        raise UserError(f"{where} holds {len(directions)} directions but {len(names)} names; write it again with "
+                        "ogan-directions")
+    if not torch.isfinite(directions).all():
+        raise UserError(f"{where}: its directions are not finite")
+    norms = torch.linalg.vector_norm(directions.double(), dim=1)
+    if len(norms) == 0 or not torch.allclose(norms, torch.ones_like(norms), atol=1e-3):
+        raise UserError(f"{where}: its directions must be unit vectors (norms {', '.join(f'{n:.3g}' for n in norms)}); "
+                        "write it again with ogan-directions")
+
+
+def model_fingerprint(model) -> str:
+    """A short hash of the model's weights: a directions file records the model it was fitted on, and
+    a tool that uses it on another model says so."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def fitted_elsewhere(provenance: dict, model) -> str | None:
+    """A one-line warning when the directions were fitted on another model than `model` (None if the
+    same, or if the file is older than the record)."""
+    recorded = provenance.get("model")
+    if recorded is None or recorded == model_fingerprint(model):
+        return None
+    return (f"these directions were fitted on another model (ckpt {provenance.get('ckpt')}, generator iteration "
+            f"{provenance.get('g_iter')}): they may not mean the same in this one's codes")
+
+
 def save_directions(path: str | Path, directions: Tensor, names: list[str], provenance: dict) -> Path:
+    check_directions(directions, names, f"the directions for {path}")
     check_plain(provenance, "provenance")
     return atomic_torch_save({"format": FORMAT, "directions": directions.float().contiguous(), "names": list(names),
                               "provenance": provenance}, path)
@@ -93,11 +144,7 @@ def load_directions(path: str | Path, z_dim: int) -> tuple[Tensor, list[str], di
             and isinstance(data.get("names"), list) and isinstance(data.get("provenance"), dict)):
         raise UserError(f"{path} is not a directions file written by ogan-directions ({FORMAT})")
     directions, names = data["directions"], data["names"]
-    if directions.ndim != 2 or directions.shape[1] != z_dim or len(names) != len(directions):
-        raise UserError(f"{path} holds directions of shape {tuple(directions.shape)}; this model's codes have "
-                        f"{z_dim} entries")
-    if not torch.isfinite(directions).all():
-        raise UserError(f"{path}: its directions are not finite")
+    check_directions(directions, names, str(path), z_dim)
     check_plain(data["provenance"], "provenance")
     check_plain(names, "names")
     return directions.float(), [str(n) for n in names], data["provenance"]

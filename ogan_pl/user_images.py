@@ -53,8 +53,13 @@ def read_labels(csv_path: str | Path, files: list[Path], root: Path) -> np.ndarr
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise UserError(f"labels={csv_path} does not exist; give a CSV with columns file,attribute")
-    with open(csv_path, newline="") as f:
-        rows = list(csv.reader(f))
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+    except UnicodeDecodeError as err:
+        raise UserError(f"labels={csv_path} is not UTF-8 text (byte {err.start}); save it as UTF-8 CSV") from None
+    except (OSError, csv.Error) as err:
+        raise UserError(f"labels={csv_path} cannot be read as CSV ({err}); give columns file,attribute") from None
     if not rows or len(rows[0]) < 2:
         raise UserError(f"labels={csv_path}: expected a header and rows of file,attribute")
     table = {row[0].strip(): row[1].strip() for row in rows[1:] if len(row) >= 2}
@@ -65,4 +70,7 @@ def read_labels(csv_path: str | Path, files: list[Path], root: Path) -> np.ndarr
         if value is None:
             raise UserError(f"labels={csv_path} has no row for {key}; every input image needs a label")
         labels.append(value)
+    if len(set(labels)) < 2:
+        raise UserError(f"labels={csv_path} gives every image the label {labels[0]!r}; a direction needs images of "
+                        "at least two labels")
     return np.asarray(labels)

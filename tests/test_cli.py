@@ -160,7 +160,16 @@ def test_multirun_gives_one_wandb_run_per_job(run_script, tmp_path):
     ("train.py", ["train.update=both"], "train.update='both' must be one of"),
     ("train.py", ["callbacks.images.every_n_steps=0"], "callbacks.images.every_n_steps must be >= 1, got 0"),
     ("train.py", ["callbacks=fid", "callbacks.fid.n_samples=1"], "callbacks.fid.n_samples must be >= 2, got 1"),
-    ("evaluate.py", [], "pass ckpt=PATH"),
+    ("evaluate.py", [], "ckpt has no value: add ckpt=... to the command line"),
+    ("-m", ["ogan_pl.tools.invert", "ckpt=a.ckpt", "input=in"], "output has no value: add output=..."),
+    ("-m", ["ogan_pl.tools.invert"], "ckpt, input, output have no value: add ckpt=... input=... output=..."),
+    ("-m", ["ogan_pl.tools.edit", "ckpt=a.ckpt", "input=in"], "directions, output have no value"),
+    ("-m", ["ogan_pl.tools.directions", "ckpt=a.ckpt"], "output has no value"),
+    ("-m", ["ogan_pl.tools.directions", "ckpt=a.ckpt", "output=."], "output=. is a folder or a device; give the directions file's"),
+    ("-m", ["ogan_pl.tools.directions", "ckpt=a.ckpt", "output=/dev/null"], "output=/dev/null is a folder or a device"),
+    ("-m", ["ogan_pl.tools.edit", "ckpt=a.ckpt", "directions=d.pt", "output=/dev/null/x"],
+     "output=/dev/null/x: cannot write there (/dev/null is a file, not a folder)"),
+    ("-m", ["ogan_pl.tools.directions", "ckpt=a.ckpt", "output=/dev/null/d.pt"], "/dev/null is a file, not a folder"),
     ("evaluate.py", ["ckpt=missing.ckpt"], "checkpoint missing.ckpt not found"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(run_script, script, args, message):

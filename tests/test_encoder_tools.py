@@ -1,7 +1,9 @@
 """The encoder as a tool: hybrid inversion, perceptual distances, editing directions, their files,
 their metrics and their commands."""
 import json
+import os
 import pickle
+import re
 import shutil
 
 import numpy as np
@@ -10,7 +12,7 @@ import torch
 from PIL import Image
 
 from ogan_pl import OGAN
-from ogan_pl.edits import load_directions, save_directions
+from ogan_pl.edits import fit_directions, fitted_elsewhere, load_directions, model_fingerprint, save_directions
 from ogan_pl.method.directions import class_mean_direction, linear_direction, pca_directions, sefa_directions
 from ogan_pl.method.perceptual import LPIPS, VGG_CHANNELS, FeatureDistance, layer_distance
 from ogan_pl.utils.errors import UserError
@@ -190,6 +192,44 @@ def test_a_directions_file_round_trips_and_a_hostile_one_is_refused(tmp_path):
                 "provenance": {"_target_": "os.system"}}, tmp_path / "planted.pt")
     with pytest.raises(UserError, match="_target_"):
         load_directions(tmp_path / "planted.pt", 16)
+
+
+
+@pytest.mark.parametrize("directions,names,message", [
+    (torch.eye(3, 16), ["a", "b"], "holds 3 directions but 2 names"),
+    (torch.zeros(1, 16), ["class_mean:1->1"], "must be unit vectors (norms 0)"),
+    (2 * torch.eye(2, 16), ["a", "b"], "must be unit vectors (norms 2, 2)"),
+    (torch.full((1, 16), float("nan")), ["a"], "not finite"),
+])
+def test_directions_are_checked_when_written_as_when_read(tmp_path, directions, names, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        save_directions(tmp_path / "d.pt", directions, names, {})
+    assert not (tmp_path / "d.pt").exists()
+    torch.save({"format": "ogan_pl.directions/1", "directions": directions, "names": names, "provenance": {}},
+               tmp_path / "planted.pt")
+    with pytest.raises(UserError, match=re.escape(message)):
+        load_directions(tmp_path / "planted.pt", 16)
+
+
+def test_impossible_directions_are_refused_before_fitting():
+    model = OGAN.load_from_checkpoint(FIXTURE).eval()
+    codes, labels = torch.randn(30, model.z_dim), np.arange(30) % 3
+    with pytest.raises(UserError, match="source=1 is the target: a direction from a class to itself is zero"):
+        fit_directions(model, "class_mean", codes, labels, target=1, source=1)
+    for method in ("sefa", "pca"):
+        with pytest.raises(UserError, match="k=17: the codes have 16 entries, so give k from 1 to 16"):
+            fit_directions(model, method, codes, labels, k=17)
+    found, names = fit_directions(model, "sefa", k=16)
+    assert found.shape == (16, 16) and len(names) == 16
+
+
+def test_directions_know_the_model_they_were_fitted_on(tmp_path):
+    model = OGAN.load_from_checkpoint(FIXTURE).eval()
+    provenance = {"ckpt": "a.ckpt", "g_iter": 2, "model": model_fingerprint(model)}
+    assert fitted_elsewhere(provenance, model) is None and fitted_elsewhere({}, model) is None
+    with torch.no_grad():
+        next(model.G.parameters()).add_(1e-3)
+    assert "fitted on another model (ckpt a.ckpt, generator iteration 2)" in fitted_elsewhere(provenance, model)
 
 
 # ----------------------------------------------------------------- perceptual distances
@@ -394,7 +434,58 @@ def test_invert_directions_and_edit_commands(run_script, tmp_path):
                      f"hydra.run.dir={tmp_path / 'run_edit'}")
     grid = next((tmp_path / "edits").glob("*.png"))
     assert Image.open(grid).size[0] > Image.open(grid).size[1]  # 4 columns (image + 3 strengths) over 2 rows
-    assert "2 images x 3 strengths" in out.stdout
+    assert "2 images x 3 strengths" in out.stdout and "fitted on another model" not in out.stderr
+    other = torch.load(ckpt, map_location="cpu", weights_only=True)  # the same model trained a little more
+    key = next(k for k, v in other["state_dict"].items() if v.is_floating_point())
+    other["state_dict"][key] += 0.01
+    torch.save(other, tmp_path / "other.ckpt")
+    out = run_script("-m", "ogan_pl.tools.edit", f"ckpt={tmp_path / 'other.ckpt'}", f"directions={tmp_path / 'dirs.pt'}",
+                     f"output={tmp_path / 'edits2'}", "n_images=2", f"hydra.run.dir={tmp_path / 'run_edit2'}")
+    assert f"warning: {tmp_path / 'dirs.pt'}: these directions were fitted on another model (ckpt {ckpt}" in out.stderr
+
+
+def test_invert_keeps_one_output_per_image_whatever_its_name(run_script, tmp_path):
+    ckpt = tmp_path / "model.ckpt"
+    shutil.copy(FIXTURE, ckpt)
+    images = _images(tmp_path / "mine", n=2)
+    Image.open(images / "img1.png").save(images / "img0.bmp")  # one stem, two extensions
+    os.rename(images / "img1.png", os.path.join(os.fsencode(images), b"caf\xe9.png"))  # a Latin-1 name
+    run_script("-m", "ogan_pl.tools.invert", f"ckpt={ckpt}", f"input={images}", f"output={tmp_path / 'inv'}",
+               "steps=1", f"hydra.run.dir={tmp_path / 'run_inv'}")
+    written = sorted(os.listdir(os.fsencode(tmp_path / "inv" / "reconstructions")))
+    assert written == [b"caf\xe9.png", b"img0.bmp.png", b"img0.png"]
+    rows = (tmp_path / "inv" / "files.txt").read_bytes().splitlines()
+    assert sorted(rows) == [b"caf\xe9.png", b"img0.bmp", b"img0.png"] and np.load(tmp_path / "inv" / "codes.npy").shape[0] == 3
+
+
+@pytest.mark.parametrize("content,message", [
+    ("file,attribute\nimg0.png,a\nimg1.png,a\n".encode(), "gives every image the label 'a'; a direction needs"),
+    ("file,attribute\nimg0.png,caf\xe9\nimg1.png,b\n".encode("latin-1"), "is not UTF-8 text (byte 27); save it as"),
+    (b"", "expected a header and rows of file,attribute"),
+])
+def test_a_labels_csv_that_cannot_give_a_direction_is_one_line(tmp_path, content, message):
+    from ogan_pl.user_images import read_labels
+
+    images = _images(tmp_path / "mine", n=2)
+    (tmp_path / "labels.csv").write_bytes(content)
+    with pytest.raises(UserError, match=re.escape(message)):
+        read_labels(tmp_path / "labels.csv", sorted(images.iterdir()), images)
+
+
+def test_a_second_invert_into_one_folder_is_refused_unless_it_overwrites_it_whole(run_script, tmp_path):
+    ckpt = tmp_path / "model.ckpt"
+    shutil.copy(FIXTURE, ckpt)
+    images = _images(tmp_path / "mine", n=3)
+    common = [f"ckpt={ckpt}", f"input={images}", f"output={tmp_path / 'inv'}", "steps=1"]
+    run_script("-m", "ogan_pl.tools.invert", *common, f"hydra.run.dir={tmp_path / 'run1'}")
+    (images / "img2.png").unlink()
+    proc = run_script("-m", "ogan_pl.tools.invert", *common, f"hydra.run.dir={tmp_path / 'run2'}", check=False)
+    assert proc.returncode == 2 and "holds an earlier result; give a new folder, or overwrite=true" in proc.stderr
+    assert len(np.load(tmp_path / "inv" / "codes.npy")) == 3  # untouched
+    run_script("-m", "ogan_pl.tools.invert", *common, "overwrite=true", f"hydra.run.dir={tmp_path / 'run3'}")
+    assert len(np.load(tmp_path / "inv" / "codes.npy")) == 2  # replaced whole: no stale row, file or grid
+    assert sorted(p.name for p in (tmp_path / "inv" / "reconstructions").iterdir()) == ["img0.png", "img1.png"]
+    assert len((tmp_path / "inv" / "inversions.jsonl").read_text().splitlines()) == 2
 
 
 @pytest.mark.parametrize("args,message", [
@@ -406,6 +497,8 @@ def test_invert_directions_and_edit_commands(run_script, tmp_path):
     (["input=MINE", "init=zero"], "init='zero' must be one of: encoder, mean, random"),
     (["input=MINE", "perceptual=lpips"], "the VGG16 ImageNet weights not found at"),
     (["input=MINE", "ckpt=STRANGER"], "refusing to load"),
+    (["input=MINE", "lr=1e30", "steps=5"], "the inversion diverged on images 1-3 (codes or loss not finite): lower lr=1e+30"),
+    (["input=MINE", "perceptual_weight=1e38", "steps=5"], "lower lr=0.1, perceptual_weight=1e+38"),
 ])
 def test_bad_input_to_invert_is_one_line_and_exit_code_2(run_script, tmp_path, args, message):
     ckpt = tmp_path / "model.ckpt"
@@ -432,6 +525,7 @@ def test_bad_input_to_invert_is_one_line_and_exit_code_2(run_script, tmp_path, a
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "pwned" not in proc.stdout
+    assert not (tmp_path / "out" / "codes.npy").exists() and not list(tmp_path.glob("out/reconstructions/*"))
 
 
 def test_directions_from_your_images_and_a_labels_csv(run_script, tmp_path):

@@ -60,7 +60,7 @@ def test_export_cli_refuses_a_non_empty_folder_in_one_line(tmp_path):
     (tmp_path / "out" / "x.png").write_bytes(b"")
     proc = subprocess.run([sys.executable, "-m", "ogan_pl.tools.export_images", "digits", str(tmp_path / "out")],
                           cwd=tmp_path, env=script_env(tmp_path), capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "is not empty; pass a new or empty folder" in proc.stderr
+    assert proc.returncode == 2 and "is not empty and not written by an ogan_pl tool" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

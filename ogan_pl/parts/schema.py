@@ -139,6 +139,7 @@ class InvertConfig(Section):
     ckpt: str
     input: str
     output: str
+    overwrite: bool
     resize: bool
     steps: Annotated[int, Field(ge=0, strict=True, description="an integer >= 0 (0: the encoder alone)")]
     lr: PositiveFinite
@@ -182,6 +183,7 @@ class EditConfig(Section):
     ckpt: str
     directions: str
     output: str
+    overwrite: bool
     index: Annotated[int, Field(ge=0, strict=True, description="an integer >= 0")]
     strengths: list[Annotated[float, Field(allow_inf_nan=False)]]
     input: str | None

@@ -73,8 +73,6 @@ def print_table(scores: dict[str, float]) -> None:
 
 
 def evaluate(cfg: DictConfig) -> dict:
-    if OmegaConf.is_missing(cfg, "ckpt"):
-        raise UserError("no checkpoint given: pass ckpt=PATH (e.g. ckpt=logs/train/runs/RUN/checkpoints/last.ckpt)")
     load_plugins(cfg.get("plugins") or [])
     check_metrics_config(cfg)
     save_run_config(cfg, cfg.out_dir)

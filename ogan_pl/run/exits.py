@@ -12,6 +12,7 @@ from typing import NoReturn
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from omegaconf import DictConfig, ListConfig
 
 from ogan_pl.run.sweeps import write_result
 from ogan_pl.utils.errors import UserError
@@ -52,14 +53,34 @@ def _multirun_job() -> tuple[str, str] | None:
     return str(hc.job.get("num", "?")), hc.runtime.output_dir
 
 
+def missing_values(cfg: DictConfig | ListConfig, prefix: str = "") -> list[str]:
+    """The dotted keys still `???` (required values nobody gave), found without resolving anything."""
+    keys = cfg.keys() if isinstance(cfg, DictConfig) else range(len(cfg))
+    found = []
+    for key in keys:
+        node = cfg._get_node(key)
+        if node._is_missing():
+            found.append(f"{prefix}{key}")
+        elif isinstance(node, (DictConfig, ListConfig)) and not (node._is_none() or node._is_interpolation()):
+            found += missing_values(node, f"{prefix}{key}.")
+    return found
+
+
+def missing_error(keys: list[str]) -> UserError:
+    verb = "has" if len(keys) == 1 else "have"
+    return UserError(f"{', '.join(keys)} {verb} no value: add {' '.join(k + '=...' for k in keys)} to the command line")
+
+
 def report_user_errors(fn):
-    """Wrap an entry point: a UserError ends it through `exit_with`. Inside a multirun every failure
-    of the job is recorded instead (see the module docstring)."""
+    """Wrap an entry point: a required value left out, or a UserError, ends it through `exit_with`.
+    Inside a multirun every failure of the job is recorded instead (see the module docstring)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         job = _multirun_job()
         try:
+            if args and isinstance(args[0], DictConfig) and (missing := missing_values(args[0])):
+                raise missing_error(missing)
             return fn(*args, **kwargs)
         except UserError as err:
             if job is None:

@@ -30,9 +30,11 @@ LOCK_FILE = ".lock"
 class RunDirectoryLock:
     """`with RunDirectoryLock(out_dir):` the directory is this training's; a second one refuses."""
 
-    def __init__(self, run_dir: str | Path):
+    def __init__(self, run_dir: str | Path, what: str = "run directory", owner: str = "another training",
+                 hint: str = "wait for it to end, or train in another directory (hydra.run.dir=DIR)"):
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / LOCK_FILE
+        self.what, self.owner, self.hint = what, owner, hint
         self._fd: int | None = None
 
     def _holder(self) -> dict:
@@ -43,8 +45,7 @@ class RunDirectoryLock:
 
     def _refuse(self, holder: dict) -> None:
         who = f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}, since {holder.get('started', '?')}"
-        raise UserError(f"run directory {self.run_dir} is in use by another training ({who}); wait for it to "
-                        "end, or train in another directory (hydra.run.dir=DIR)")
+        raise UserError(f"{self.what} {self.run_dir} is in use by {self.owner} ({who}); {self.hint}")
 
     def __enter__(self) -> "RunDirectoryLock":
         self.run_dir.mkdir(parents=True, exist_ok=True)

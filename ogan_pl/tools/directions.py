@@ -5,13 +5,14 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ogan_pl.edits import SUPERVISED, dataset_labels, fit_directions, save_directions
+from ogan_pl.edits import SUPERVISED, dataset_labels, fit_directions, model_fingerprint, save_directions
 from ogan_pl.metrics.encoder import latent_all
 from ogan_pl.module import OGAN
 from ogan_pl.parts.plugins import load_plugins
 from ogan_pl.parts.schema import DirectionsConfig, check_sections
 from ogan_pl.run.cli import run
 from ogan_pl.run.evaluate import build_datamodule
+from ogan_pl.run.outputs import check_writable
 from ogan_pl.run.setup import pick_device
 from ogan_pl.user_images import image_files, read_images, read_labels
 from ogan_pl.utils.errors import UserError
@@ -41,14 +42,22 @@ def labelled_codes(cfg: DictConfig, model: OGAN):
 
 def directions(cfg: DictConfig) -> dict:
     check_sections(plain_config(cfg), DirectionsConfig)
+    if Path(cfg.output).exists() and not Path(cfg.output).is_file():
+        raise UserError(f"output={cfg.output} is a folder or a device; give the directions file's name "
+                        "(e.g. output=to7.pt)")
+    check_writable(Path(cfg.output))
     load_plugins(cfg.plugins)
     model = OGAN.load_from_checkpoint(cfg.ckpt, pick_device(cfg.device)).eval()
     codes, labels, source = (None, None, {}) if cfg.method == "sefa" else labelled_codes(cfg, model)
     found, names = fit_directions(model, cfg.method, codes, labels, cfg.target, cfg.source, cfg.k, cfg.use_ema)
-    provenance = {"ckpt": str(Path(cfg.ckpt).resolve()), "g_iter": model.g_iter, "method": cfg.method,
+    provenance = {"ckpt": str(Path(cfg.ckpt).resolve()), "g_iter": model.g_iter, "model": model_fingerprint(model),
+                  "method": cfg.method,
                   "target": cfg.target, "source": cfg.source, "use_ema": cfg.use_ema, "time": now_iso(),
                   "codes": "z = s * N(E(x))", **source}
-    path = save_directions(cfg.output, found, names, provenance)
+    try:
+        path = save_directions(cfg.output, found, names, provenance)
+    except OSError as err:
+        raise UserError(f"output={cfg.output}: cannot write there ({err.strerror})") from None
     norms = ", ".join(f"{n}" for n in names)
     print(f"{len(names)} direction(s) ({norms}) written to {path}")
     return {"file": str(path), "names": names, "norm": float(torch.linalg.vector_norm(found, dim=1).mean())}

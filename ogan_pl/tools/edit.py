@@ -1,16 +1,18 @@
 """`ogan-edit ckpt=PATH directions=FILE output=DIR [index=0 strengths=[...] input=DIR]` (or `python -m
 ogan_pl.tools.edit`): edit grids along one direction, rows the images, columns the strengths."""
+import sys
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torchvision.utils import make_grid, save_image
 
-from ogan_pl.edits import load_directions
+from ogan_pl.edits import fitted_elsewhere, load_directions
 from ogan_pl.module import OGAN
 from ogan_pl.parts.plugins import load_plugins
 from ogan_pl.parts.schema import EditConfig, check_sections
 from ogan_pl.run.cli import run
+from ogan_pl.run.outputs import check_output, staged_output
 from ogan_pl.run.evaluate import build_datamodule
 from ogan_pl.run.setup import pick_device
 from ogan_pl.user_images import image_files, read_images
@@ -20,10 +22,13 @@ from ogan_pl.utils.nested import plain_config
 
 def edit(cfg: DictConfig) -> dict:
     check_sections(plain_config(cfg), EditConfig)
+    check_output(Path(cfg.output), "ogan-edit", overwrite=cfg.overwrite)  # before any work
     load_plugins(cfg.plugins)
     device = pick_device(cfg.device)
     model = OGAN.load_from_checkpoint(cfg.ckpt, device).eval()
     found, names, provenance = load_directions(cfg.directions, model.z_dim)
+    if (warning := fitted_elsewhere(provenance, model)) is not None:
+        print(f"warning: {cfg.directions}: {warning}", file=sys.stderr, flush=True)
     if cfg.index >= len(found):
         raise UserError(f"index={cfg.index}: {cfg.directions} holds {len(found)} direction(s) ({', '.join(names)})")
     if not cfg.strengths:
@@ -41,10 +46,11 @@ def edit(cfg: DictConfig) -> dict:
         edited = model.edit(batch, found[cfg.index], list(cfg.strengths), z=z, use_ema=cfg.use_ema)
         rows.append(torch.cat([batch[:, None], edited], dim=1).cpu())  # first column: the image itself
     grid = torch.cat(rows)
-    out = Path(cfg.output)
-    out.mkdir(parents=True, exist_ok=True)
-    target = out / f"edit_{names[cfg.index].replace(':', '_').replace('->', '_to_')}.png"
-    save_image(make_grid(((grid.flatten(0, 1).float() + 1) / 2).clamp(0, 1), nrow=grid.shape[1], padding=2), target)
+    name = f"edit_{names[cfg.index].replace(':', '_').replace('->', '_to_').replace('/', '_')}.png"
+    with staged_output(cfg.output, "ogan-edit", overwrite=cfg.overwrite) as out:
+        save_image(make_grid(((grid.flatten(0, 1).float() + 1) / 2).clamp(0, 1), nrow=grid.shape[1], padding=2),
+                   out / name)
+    target = Path(cfg.output) / name
     print(f"{len(images)} images x {len(cfg.strengths)} strengths along {names[cfg.index]}: {target}")
     return {"grid": str(target), "direction": names[cfg.index], "provenance": provenance}
 

@@ -15,6 +15,7 @@ from ogan_pl.parts.plugins import load_plugins
 from ogan_pl.parts.registry import DATASETS
 from ogan_pl.run.cli import dataset_defaults
 from ogan_pl.run.exits import exit_with
+from ogan_pl.run.outputs import check_output, staged_output
 from ogan_pl.utils.errors import UserError
 
 
@@ -43,13 +44,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         load_plugins()
-        if args.out.exists() and any(args.out.iterdir()):
-            raise UserError(f"{args.out} is not empty; pass a new or empty folder")
+        check_output(args.out, "ogan-export-images", key="out")
         config = {**dataset_defaults(args.dataset), "_name_": args.dataset}
         if args.resolution:
             config["resolution"] = args.resolution
         datamodule = DATASETS.build(config, "dataset")
-        n = export(datamodule, args.out, ("train", "holdout") if args.split == "all" else (args.split,))
+        with staged_output(args.out, "ogan-export-images", key="out") as out:
+            n = export(datamodule, out, ("train", "holdout") if args.split == "all" else (args.split,))
     except UserError as err:
         exit_with(str(err))
     print(f"wrote {n} images to {args.out}")

@@ -2,7 +2,7 @@
 ogan_pl.tools.invert`): hybrid inversion of your own images, batched, with a progress bar.
 
 Writes to `output`: codes.npy (N, z_dim) and files.txt (the image of each row), reconstructions/
-(G(z) of each image, same name), grids/ (rows of original | encoder alone | inverted) and
+(G(z) of each image: its name, with .png added unless it is one), grids/ (rows of original | encoder alone | inverted) and
 inversions.jsonl (one line per image: PSNR and SSIM of the encoder alone and of the inversion, the
 final loss, the steps, milliseconds per image, and the protocol).
 """
@@ -22,6 +22,7 @@ from ogan_pl.parts.plugins import load_plugins
 from ogan_pl.parts.schema import InvertConfig, check_sections
 from ogan_pl.run.cli import run
 from ogan_pl.run.evaluate import build_datamodule
+from ogan_pl.run.outputs import check_output, staged_output
 from ogan_pl.run.setup import pick_device
 from ogan_pl.user_images import image_files, read_images
 from ogan_pl.utils.console import image_progress
@@ -34,8 +35,30 @@ def _unit(images: torch.Tensor) -> torch.Tensor:
     return ((images.float().cpu() + 1) / 2).clamp(0, 1)
 
 
+def reconstruction_names(names: list[str]) -> list[str]:
+    """The reconstruction file of each input: its own name if a PNG, else the name with .png added, so
+    that x.png and x.bmp keep one each."""
+    targets = [name if name.lower().endswith(".png") else name + ".png" for name in names]
+    seen: dict[str, str] = {}
+    for name, target in zip(names, targets):
+        if target.lower() in seen:
+            raise UserError(f"{seen[target.lower()]} and {name} would share the reconstruction {target}; rename one")
+        seen[target.lower()] = name
+    return targets
+
+
+def check_finite(result, cfg: DictConfig, first: int, n: int) -> None:
+    """A diverged inversion is never written: one line naming the settings that drive the steps."""
+    finite = [torch.isfinite(t).all() for t in (result.z, result.images, result.losses[-1])]
+    if not all(bool(f) for f in finite):
+        raise UserError(f"the inversion diverged on images {first + 1}-{first + n} (codes or loss not finite): "
+                        f"lower lr={cfg.lr}, perceptual_weight={cfg.perceptual_weight} or "
+                        f"encoder_weight={cfg.encoder_weight}; nothing was written")
+
+
 def invert_images(cfg: DictConfig) -> dict:
     check_sections(plain_config(cfg), InvertConfig)
+    check_output(Path(cfg.output), "ogan-invert", overwrite=cfg.overwrite)  # before any work
     load_plugins(cfg.plugins)
     files = image_files(cfg.input)
     device = pick_device(cfg.device)
@@ -46,50 +69,51 @@ def invert_images(cfg: DictConfig) -> dict:
                   if cfg.perceptual == "classifier" else None)
     perceptual = build_perceptual(cfg.perceptual, model, datamodule, cfg.paths.cache_dir, cfg.lpips.vgg,
                                   cfg.lpips.weights)
-    out = Path(cfg.output)
-    try:
-        (out / "reconstructions").mkdir(parents=True, exist_ok=True)
-        (out / "grids").mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"output={out}: cannot write there ({err.strerror})") from None
-    root = Path(cfg.input)
-    names = [str(f.relative_to(root)) if root.is_dir() else f.name for f in files]
-    protocol = {k: cfg[k] for k in ("steps", "lr", "init", "perceptual", "perceptual_weight", "encoder_weight",
-                                     "seed", "use_ema")}
-    codes, records = [], []
-    with image_progress() as start_progress, open(out / "inversions.jsonl", "w") as jsonl:
-        advance = start_progress(f"inverting {len(files)} images, {cfg.steps} steps", len(files))
-        for first in range(0, len(files), cfg.batch_size):
-            batch = images[first:first + cfg.batch_size].to(device)
-            started = time.perf_counter()
-            result = model.invert(batch, steps=cfg.steps, lr=cfg.lr, init=cfg.init, perceptual=perceptual,
-                                  perceptual_weight=cfg.perceptual_weight, encoder_weight=cfg.encoder_weight,
-                                  seed=cfg.seed + first, use_ema=cfg.use_ema)
-            ms = 1000 * (time.perf_counter() - started) / len(batch)
-            encoder_only = model.reconstruct(batch, cfg.use_ema)
-            psnr, ssim = image_quality(result.images, batch)
-            psnr_e, ssim_e = image_quality(encoder_only, batch)
-            losses = result.losses[-1].cpu()
-            for i in range(len(batch)):
-                name = names[first + i]
-                target = out / "reconstructions" / Path(name).with_suffix(".png")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                save_image(_unit(result.images[i]), target)
-                record = {"file": name, "psnr": round(psnr[i].item(), 4), "ssim": round(ssim[i].item(), 5),
-                          "psnr_encoder": round(psnr_e[i].item(), 4), "ssim_encoder": round(ssim_e[i].item(), 5),
-                          "loss": round(losses[i].item(), 6), "steps": cfg.steps, "ms_per_image": round(ms, 3),
-                          "ckpt": str(Path(cfg.ckpt).resolve()), "protocol": protocol, "time": now_iso()}
-                jsonl.write(json.dumps(record, sort_keys=True) + "\n")
-                records.append(record)
-            rows = torch.stack([batch.cpu(), encoder_only.cpu(), result.images.cpu()], dim=1).flatten(0, 1)
-            save_image(make_grid(_unit(rows), nrow=3 * min(4, len(batch)), padding=2),
-                       out / "grids" / f"grid_{first // cfg.batch_size:04d}.png")
-            codes.append(result.z.cpu())
-            advance(len(batch))
-    atomic_write(out / "codes.npy", lambda f: np.save(f, torch.cat(codes).numpy()))
-    atomic_write(out / "files.txt", lambda f: f.write(("\n".join(names) + "\n").encode()))
+    with staged_output(cfg.output, "ogan-invert", overwrite=cfg.overwrite) as out:
+        (out / "reconstructions").mkdir()
+        (out / "grids").mkdir()
+        root = Path(cfg.input)
+        names = [str(f.relative_to(root)) if root.is_dir() else f.name for f in files]
+        targets = reconstruction_names(names)
+        protocol = {k: cfg[k] for k in ("steps", "lr", "init", "perceptual", "perceptual_weight", "encoder_weight",
+                                         "seed", "use_ema")}
+        codes, records = [], []
+        with image_progress() as start_progress, open(out / "inversions.jsonl", "w") as jsonl:
+            advance = start_progress(f"inverting {len(files)} images, {cfg.steps} steps", len(files))
+            for first in range(0, len(files), cfg.batch_size):
+                batch = images[first:first + cfg.batch_size].to(device)
+                started = time.perf_counter()
+                result = model.invert(batch, steps=cfg.steps, lr=cfg.lr, init=cfg.init, perceptual=perceptual,
+                                      perceptual_weight=cfg.perceptual_weight, encoder_weight=cfg.encoder_weight,
+                                      seed=cfg.seed + first, use_ema=cfg.use_ema)
+                ms = 1000 * (time.perf_counter() - started) / len(batch)
+                check_finite(result, cfg, first, len(batch))
+                encoder_only = model.reconstruct(batch, cfg.use_ema)
+                psnr, ssim = image_quality(result.images, batch)
+                psnr_e, ssim_e = image_quality(encoder_only, batch)
+                losses = result.losses[-1].cpu()
+                for i in range(len(batch)):
+                    name = names[first + i]
+                    target = out / "reconstructions" / targets[first + i]
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    save_image(_unit(result.images[i]), target)
+                    record = {"file": name, "psnr": round(psnr[i].item(), 4), "ssim": round(ssim[i].item(), 5),
+                              "psnr_encoder": round(psnr_e[i].item(), 4), "ssim_encoder": round(ssim_e[i].item(), 5),
+                              "loss": round(losses[i].item(), 6), "steps": cfg.steps, "ms_per_image": round(ms, 3),
+                              "ckpt": str(Path(cfg.ckpt).resolve()), "protocol": protocol, "time": now_iso()}
+                    jsonl.write(json.dumps(record, sort_keys=True) + "\n")
+                    records.append(record)
+                rows = torch.stack([batch.cpu(), encoder_only.cpu(), result.images.cpu()], dim=1).flatten(0, 1)
+                save_image(make_grid(_unit(rows), nrow=3 * min(4, len(batch)), padding=2),
+                           out / "grids" / f"grid_{first // cfg.batch_size:04d}.png")
+                codes.append(result.z.cpu())
+                advance(len(batch))
+        atomic_write(out / "codes.npy", lambda f: np.save(f, torch.cat(codes).numpy()))
+        # names as the file system gave them: a non-UTF-8 name keeps its bytes (surrogate escapes)
+        listing = ("\n".join(names) + "\n").encode("utf-8", "surrogateescape")
+        atomic_write(out / "files.txt", lambda f: f.write(listing))
     summary = {k: float(np.mean([r[k] for r in records])) for k in ("psnr", "ssim", "psnr_encoder", "ssim_encoder")}
-    print(f"{len(files)} images inverted into {out}: PSNR {summary['psnr']:.2f} dB (encoder alone "
+    print(f"{len(files)} images inverted into {cfg.output}: PSNR {summary['psnr']:.2f} dB (encoder alone "
           f"{summary['psnr_encoder']:.2f}), SSIM {summary['ssim']:.3f} (encoder alone {summary['ssim_encoder']:.3f})")
     return summary
 
