@@ -87,3 +87,47 @@ def test_a_second_run_into_a_folder_in_use_is_refused(tmp_path):
         _write(out, {"a.txt": "after"})
     assert (tmp_path / "out" / "a.txt").read_text() == "after"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # nor its hidden folder, once a run came after
+
+
+def test_a_stopped_resumable_run_keeps_its_finished_work_for_resume_true(tmp_path):
+    settings = {"steps": 100}
+    with pytest.raises(KeyboardInterrupt) as stop:
+        with staged_output(tmp_path / "out", "ogan-test", resume=False, settings=settings) as out:
+            _write(out, {"done/1.txt": "finished"})
+            raise KeyboardInterrupt
+    assert "run again with resume=true to finish" in stop.value.__notes__[0]
+    assert not (tmp_path / "out").exists() and len(list(tmp_path.glob(".out.partial-*"))) == 1
+    with pytest.raises(UserError, match=r"an interrupted run left its finished images in \.out\.partial-\d+; "
+                                        "resume=true finishes them, overwrite=true starts afresh"):
+        with staged_output(tmp_path / "out", "ogan-test", resume=False, settings=settings):
+            pass
+    with pytest.raises(UserError, match=r"made with other settings \(steps=100 there, 50 here\)"):
+        with staged_output(tmp_path / "out", "ogan-test", resume=True, settings={"steps": 50}):
+            pass
+    with staged_output(tmp_path / "out", "ogan-test", resume=True, settings=settings) as out:
+        assert (out / "done" / "1.txt").read_text() == "finished"  # continued where it stopped
+        _write(out, {"done/2.txt": "finished now"})
+    assert sorted(p.name for p in (tmp_path / "out" / "done").iterdir()) == ["1.txt", "2.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_resume_continues_a_complete_result_and_overwrite_starts_afresh(tmp_path):
+    with staged_output(tmp_path / "out", "ogan-test", resume=False, settings={}) as out:
+        _write(out, {"a.txt": "first"})
+    with pytest.raises(UserError, match="overwrite=true to replace it whole, or resume=true to finish it"):
+        with staged_output(tmp_path / "out", "ogan-test", resume=False, settings={}):
+            pass
+    with pytest.raises(UserError, match="overwrite=true and resume=true: choose one"):
+        with staged_output(tmp_path / "out", "ogan-test", overwrite=True, resume=True, settings={}):
+            pass
+    with pytest.raises(KeyboardInterrupt):  # a resumed run stopped: the complete result stays as it was
+        with staged_output(tmp_path / "out", "ogan-test", resume=True, settings={}) as out:
+            _write(out, {"a.txt": "changed", "b.txt": "second"})
+            raise KeyboardInterrupt
+    assert (tmp_path / "out" / "a.txt").read_text() == "first" and not (tmp_path / "out" / "b.txt").exists()
+    with staged_output(tmp_path / "out", "ogan-test", resume=True, settings={}) as out:
+        assert (out / "b.txt").read_text() == "second"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.txt", "b.txt", MANIFEST, "settings.json"]
+    with staged_output(tmp_path / "out", "ogan-test", overwrite=True, resume=False, settings={}) as out:
+        assert not (out / "a.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -39,6 +39,7 @@ def _one_line(key: str, value: Any, error: dict, known: list[str], description: 
 # ----------------------------------------------------------------- ogan_pl's own sections
 PositiveInt = Annotated[int, Field(ge=1, strict=True)]
 PositiveFinite = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+CpuThreads = str | int  # auto or a count: checked by ogan_pl.utils.threads.parse_threads before any command runs
 
 
 class Section(BaseModel):
@@ -101,6 +102,7 @@ class TrainConfig(Section):
     ckpt_path: str | None
     optimized_metric: str | None
     plugins: list[str]
+    cpu_threads: CpuThreads
     task_name: str
     model: dict
     loss: dict
@@ -140,6 +142,7 @@ class InvertConfig(Section):
     input: str
     output: str
     overwrite: bool
+    resume: bool
     resize: bool
     steps: Annotated[int, Field(ge=0, strict=True, description="an integer >= 0 (0: the encoder alone)")]
     lr: PositiveFinite
@@ -152,6 +155,7 @@ class InvertConfig(Section):
     seed: Annotated[int, Field(ge=0, strict=True, description="an integer >= 0")]
     use_ema: bool
     plugins: list[str]
+    cpu_threads: CpuThreads
     lpips: LpipsSection
     paths: dict
 
@@ -161,6 +165,7 @@ class DirectionsConfig(Section):
     task_name: str
     ckpt: str
     output: str
+    overwrite: bool
     method: Literal["class_mean", "linear", "pca", "sefa"]
     attribute: str
     target: str | int | None
@@ -174,6 +179,7 @@ class DirectionsConfig(Section):
     device: str
     use_ema: bool
     plugins: list[str]
+    cpu_threads: CpuThreads
     paths: dict
 
 
@@ -194,6 +200,7 @@ class EditConfig(Section):
     device: str
     use_ema: bool
     plugins: list[str]
+    cpu_threads: CpuThreads
     paths: dict
 
 

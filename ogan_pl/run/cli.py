@@ -1,5 +1,7 @@
 """The shared entry point of every Hydra command (train, evaluate, bench, ...): compose the config,
-import the user's plugins, turn every mistake into one line and exit code 2."""
+import the user's plugins, turn every mistake into one line and exit code 2, set the CPU thread
+policy (`cpu_threads`), and end on Ctrl-C or SIGTERM within seconds with one line."""
+import functools
 import os
 import re
 import sys
@@ -13,41 +15,88 @@ from omegaconf import DictConfig, OmegaConf
 
 from ogan_pl.parts.plugins import load_plugins, plugins_from_argv
 from ogan_pl.parts.values import did_you_mean
-from ogan_pl.run.exits import exit_with, report_user_errors
+from ogan_pl.run.exits import exit_stopped, exit_with, report_user_errors
 from ogan_pl.run.setup import register_resolvers
 from ogan_pl.utils.errors import UserError
+from ogan_pl.utils.stopping import StopRequested, StopSignals
+from ogan_pl.utils.threads import cpu_threads
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
-def run(config_name: str, task: Callable[[DictConfig], Any]) -> None:
-    """Compose `conf/<config_name>.yaml` with the command line and run `task` on it (once per job)."""
+def run(config_name: str, task: Callable[[DictConfig], Any], handles_stops: bool = False) -> None:
+    """Compose `conf/<config_name>.yaml` with the command line and run `task` on it (once per job).
+
+    A stop signal ends the task at once (`StopRequested` where it is), unless the task `handles_stops`
+    itself (training: it stops at a step boundary and saves); either way the command ends with one line
+    and exit code 128 + the signal's number.
+    """
     register_resolvers()
     try:
         check_group_choices(sys.argv[1:], CONF_DIR)
         load_plugins(plugins_from_argv(sys.argv[1:]))  # the user's own parts, before the config naming them
     except UserError as err:
         exit_with(err)
-    main = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(report_user_errors(task))
+    except KeyboardInterrupt:
+        exit_stopped(None)
+    main = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(
+        report_user_errors(command(task, handles_stops)))
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its composition errors, to be printed as one line here
     try:
         main()
     except (ConfigCompositionException, OverrideParseException, MissingConfigException) as err:
         exit_with(composition_error(err))
+    except (StopRequested, KeyboardInterrupt) as stop:
+        exit_stopped(stop)
 
 
-def dataset_defaults(name: str) -> dict:
-    """conf/dataset/NAME.yaml as a training run composes it, its paths under the current folder (as a
-    run started here); {} for a dataset a user's package registers without a file there (its class
-    defaults apply). For the commands that build a dataset other than their run's own."""
+def command(task: Callable[[DictConfig], Any], handles_stops: bool) -> Callable[[DictConfig], Any]:
+    """`task` under the run's CPU thread policy and, unless it handles them, the stop signals."""
+
+    @functools.wraps(task)
+    def wrapper(cfg: DictConfig) -> Any:
+        if handles_stops:
+            with cpu_threads(cfg.get("cpu_threads", "auto")):
+                return task(cfg)
+        return stoppable(lambda: task(cfg), str(cfg.get("task_name", "the command")), cfg.get("cpu_threads", "auto"))
+
+    return wrapper
+
+
+def stoppable(work: Callable[[], Any], name: str, threads="auto") -> Any:
+    """`work()` under the CPU thread policy, a stop signal ending it at once (StopRequested)."""
+    with cpu_threads(threads), StopSignals(requeue=False) as signals:
+        signals.phase = name
+        return work()
+
+
+def run_plain(work: Callable[[], Any], name: str) -> Any:
+    """A command without a Hydra config (argparse) run as `run` runs the others: a UserError or a stop
+    signal ends it with one line."""
+    try:
+        return stoppable(work, name)
+    except UserError as err:
+        exit_with(err)
+    except (StopRequested, KeyboardInterrupt) as stop:
+        exit_stopped(stop)
+
+
+def dataset_defaults(name: str, overrides: list[str] = ()) -> dict:
+    """conf/dataset/NAME.yaml as a training run composes it with `overrides` (`dataset.root=...`), its
+    paths under the current folder (as a run started here); {} for a dataset a user's package registers
+    without a file there (its class defaults apply). For the commands that build a dataset other than
+    their run's own."""
     if not (CONF_DIR / "dataset" / f"{name}.yaml").is_file():
         return {}
-    overrides = [f"dataset={name}", f"paths.root_dir={Path.cwd()}"]
-    if GlobalHydra.instance().is_initialized():  # inside a Hydra command (evaluate.py): its search path is conf/
-        cfg = hydra.compose("config", overrides=overrides)
-    else:
-        with hydra.initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+    overrides = [f"dataset={name}", f"paths.root_dir={Path.cwd()}", *overrides]
+    try:
+        if GlobalHydra.instance().is_initialized():  # inside a Hydra command (evaluate.py): its search path is conf/
             cfg = hydra.compose("config", overrides=overrides)
+        else:
+            with hydra.initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+                cfg = hydra.compose("config", overrides=overrides)
+    except (ConfigCompositionException, OverrideParseException) as err:
+        raise UserError(composition_error(err)) from None
     return OmegaConf.to_container(cfg.dataset, resolve=True)
 
 

@@ -75,7 +75,6 @@ def print_table(scores: dict[str, float]) -> None:
 def evaluate(cfg: DictConfig) -> dict:
     load_plugins(cfg.get("plugins") or [])
     check_metrics_config(cfg)
-    save_run_config(cfg, cfg.out_dir)
     options = OmegaConf.to_container(cfg.metrics, resolve=True)
     metric_set = MetricSet(options.pop("names"), options)
     metric_set.check_n_fake(cfg.metrics.n_fake)
@@ -94,6 +93,7 @@ def evaluate(cfg: DictConfig) -> dict:
                             antialias=mcfg.antialias, classifier=OmegaConf.to_container(mcfg.classifier),
                             progress=start_progress)
         metric_set.setup(ctx)  # before any data is read: missing weights stop the evaluation at once
+        save_run_config(cfg, cfg.out_dir)  # once the evaluation can run: a refused one writes nothing
         datamodule.setup()
         scores, protocol = metric_set.compute(ctx)
     protocol["precision"] = str(cfg.precision)

@@ -7,12 +7,16 @@ the job's result.json with status "failed", and the next job runs. The sweep sum
 """
 import functools
 import logging
+import shutil
+import signal
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, ListConfig
+from omegaconf.errors import OmegaConfBaseException
 
 from ogan_pl.run.sweeps import write_result
 from ogan_pl.utils.errors import UserError
@@ -24,6 +28,17 @@ def exit_with(err: UserError | str, code: int = 2) -> NoReturn:
     """The one way a user's mistake ends a command: `error: ...` on one line, exit code 2."""
     print(f"error: {one_line(err) if isinstance(err, BaseException) else err}", file=sys.stderr, flush=True)
     sys.exit(code)
+
+
+def exit_stopped(stop: BaseException | None) -> NoReturn:
+    """The one way a stop signal ends a command that was not training: one line (what was stopped, and
+    what became of its outputs, from the exception's notes), exit code 128 + the signal's number."""
+    signum = getattr(stop, "signum", None) or signal.SIGINT
+    where = f" during {stop.during}" if getattr(stop, "during", None) else ""
+    notes = "; ".join(getattr(stop, "__notes__", ())) or "its results were not written"
+    name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+    print(f"stopped by {name}{where}; {notes}", file=sys.stderr, flush=True)
+    sys.exit(128 + int(signum))
 
 
 class FailedJob:
@@ -81,9 +96,18 @@ def report_user_errors(fn):
         try:
             if args and isinstance(args[0], DictConfig) and (missing := missing_values(args[0])):
                 raise missing_error(missing)
-            return fn(*args, **kwargs)
+            try:
+                return fn(*args, **kwargs)
+            except OmegaConfBaseException as err:  # a resolver's UserError, wrapped by OmegaConf
+                cause = err
+                while isinstance(cause, OmegaConfBaseException):
+                    cause = cause.__cause__ or cause.__context__
+                if isinstance(cause, UserError):
+                    raise cause from None
+                raise
         except UserError as err:
             if job is None:
+                _discard_fresh_run_dir()
                 exit_with(err)
             return _record_failure(job, err)
         except Exception as err:
@@ -93,6 +117,28 @@ def report_user_errors(fn):
             return _record_failure(job, err)
 
     return wrapper
+
+
+def _discard_fresh_run_dir() -> None:
+    """A refused command writes nothing: the run directory Hydra made for it (holding only its log
+    file) goes, with the folders above it that are left empty, up to the current folder."""
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.RUN:
+        return
+    run_dir = Path(HydraConfig.get().runtime.output_dir).resolve()
+    cwd = Path.cwd().resolve()
+    if run_dir == cwd or cwd not in run_dir.parents or not run_dir.is_dir():
+        return
+    if any(not (entry.is_file() and entry.suffix == ".log") for entry in run_dir.iterdir()):
+        return  # it holds a run's work (resuming a run in its own directory): never touched
+    for handler in logging.getLogger().handlers[:]:
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == run_dir:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+    shutil.rmtree(run_dir, ignore_errors=True)
+    for folder in run_dir.parents:
+        if folder == cwd or any(folder.iterdir()):
+            break
+        folder.rmdir()
 
 
 def _record_failure(job: tuple[str, str], err: Exception) -> FailedJob:

@@ -218,7 +218,7 @@ def fit(cfg: DictConfig, out_dir: Path, ckpt_path: str | None) -> float | dict:
 
 def main() -> None:
     """The `ogan-train` console script (and `python train.py`)."""
-    run("config", train)
+    run("config", train, handles_stops=True)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ogan_pl.run.cli import CONF_DIR
+from ogan_pl.run.cli import CONF_DIR, run_plain
 from ogan_pl.run.exits import exit_with
 
 ARGS = ["dataset=shapes", "dataset.resolution=64", "train.steps=3", "dataset.batch_size=8", "logger=none"]
@@ -80,7 +80,7 @@ def time_short_runs(argv=None) -> int:
 
 def main() -> None:
     """The `ogan-bench-short-runs` console script."""
-    sys.exit(time_short_runs(sys.argv[1:]))
+    sys.exit(run_plain(lambda: time_short_runs(sys.argv[1:]), "ogan-bench-short-runs"))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """`ogan-directions ckpt=PATH method=class_mean target=7 output=FILE` (or `python -m
 ogan_pl.tools.directions`): fit editing directions in code space and save them with their provenance."""
+import sys
 from pathlib import Path
 
 import torch
@@ -34,6 +35,9 @@ def labelled_codes(cfg: DictConfig, model: OGAN):
     datamodule = build_datamodule(model.hparams.config, OmegaConf.create({}), cfg.paths.cache_dir)
     datamodule.setup()
     n = len(datamodule.train_set) if cfg.n_images is None else min(cfg.n_images, len(datamodule.train_set))
+    if cfg.n_images is not None and cfg.n_images > n:
+        print(f"note: n_images={cfg.n_images} but the training split holds {n} images: using all {n}",
+              file=sys.stderr, flush=True)
     batch = datamodule.first_batch("train", n)
     labels = dataset_labels(batch, cfg.attribute) if cfg.method in SUPERVISED else None
     return latent_all(model, batch["image"], cfg.batch_size, cfg.use_ema), labels, {
@@ -45,6 +49,8 @@ def directions(cfg: DictConfig) -> dict:
     if Path(cfg.output).exists() and not Path(cfg.output).is_file():
         raise UserError(f"output={cfg.output} is a folder or a device; give the directions file's name "
                         "(e.g. output=to7.pt)")
+    if Path(cfg.output).exists() and not cfg.overwrite:
+        raise UserError(f"output={cfg.output} exists; give another name, or overwrite=true to replace it")
     check_writable(Path(cfg.output))
     load_plugins(cfg.plugins)
     model = OGAN.load_from_checkpoint(cfg.ckpt, pick_device(cfg.device)).eval()

@@ -39,6 +39,9 @@ def edit(cfg: DictConfig) -> dict:
     else:
         datamodule = build_datamodule(model.hparams.config, OmegaConf.create({}), cfg.paths.cache_dir)
         images = datamodule.holdout_batch(cfg.n_images)["image"]
+        if len(images) < cfg.n_images:
+            print(f"note: n_images={cfg.n_images} but the held-out split holds {len(images)} images: using all "
+                  f"{len(images)}", file=sys.stderr, flush=True)
     rows = []
     for first in range(0, len(images), cfg.batch_size):
         batch = images[first:first + cfg.batch_size].to(device)

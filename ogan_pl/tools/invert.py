@@ -4,9 +4,11 @@ ogan_pl.tools.invert`): hybrid inversion of your own images, batched, with a pro
 Writes to `output`: codes.npy (N, z_dim) and files.txt (the image of each row), reconstructions/
 (G(z) of each image: its name, with .png added unless it is one), grids/ (rows of original | encoder alone | inverted) and
 inversions.jsonl (one line per image: PSNR and SSIM of the encoder alone and of the inversion, the
-final loss, the steps, milliseconds per image, and the protocol).
+final loss, the steps, milliseconds per image, and the protocol), settings.json and manifest.json.
+Interrupted, `resume=true` finishes the rest (ogan_pl.run.outputs).
 """
 import json
+import os
 import time
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torchvision.utils import make_grid, save_image
 
+from ogan_pl.edits import model_fingerprint
 from ogan_pl.metrics import build_perceptual
 from ogan_pl.metrics.encoder import image_quality
 from ogan_pl.module import OGAN
@@ -38,6 +41,9 @@ def _unit(images: torch.Tensor) -> torch.Tensor:
 def reconstruction_names(names: list[str]) -> list[str]:
     """The reconstruction file of each input: its own name if a PNG, else the name with .png added, so
     that x.png and x.bmp keep one each."""
+    for name in names:
+        if "\n" in name or "\r" in name:
+            raise UserError(f"{name!r}: a file name with a line break cannot be listed in files.txt; rename it")
     targets = [name if name.lower().endswith(".png") else name + ".png" for name in names]
     seen: dict[str, str] = {}
     for name, target in zip(names, targets):
@@ -56,45 +62,82 @@ def check_finite(result, cfg: DictConfig, first: int, n: int) -> None:
                         f"encoder_weight={cfg.encoder_weight}; nothing was written")
 
 
+def finished_work(out: Path) -> tuple[list[str], list[np.ndarray], list[dict]]:
+    """What a resumed run starts from: the names, code rows and JSON lines of the images finished in
+    `out`. files.txt is written last for each batch, so its rows are the finished ones."""
+    listing = out / "files.txt"
+    if not listing.is_file():
+        return [], [], []
+    names = listing.read_bytes().decode("utf-8", "surrogateescape").splitlines()
+    codes = list(np.load(out / "codes.npy", allow_pickle=False)[:len(names)])
+    if len(codes) < len(names):
+        raise UserError(f"{out}: codes.npy holds fewer rows than files.txt names; overwrite=true starts afresh")
+    by_name = {}
+    for line in (out / "inversions.jsonl").read_text("utf-8", "surrogateescape").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:  # the line a killed run was writing
+            continue
+        by_name.setdefault(record.get("file"), record)
+    return names, codes, [by_name[name] for name in names if name in by_name]
+
+
+def save_progress(out: Path, names: list[str], codes: list[np.ndarray]) -> None:
+    """codes.npy, then files.txt: a run killed between the two has one code row too many, never one
+    too few. Names as the file system gave them: a non-UTF-8 name keeps its bytes (surrogate escapes)."""
+    atomic_write(out / "codes.npy", lambda f: np.save(f, np.stack(codes)))
+    listing = ("\n".join(names) + "\n").encode("utf-8", "surrogateescape")
+    atomic_write(out / "files.txt", lambda f: f.write(listing))
+
+
 def invert_images(cfg: DictConfig) -> dict:
     check_sections(plain_config(cfg), InvertConfig)
-    check_output(Path(cfg.output), "ogan-invert", overwrite=cfg.overwrite)  # before any work
+    check_output(Path(cfg.output), "ogan-invert", overwrite=cfg.overwrite, resume=cfg.resume)  # before any work
     load_plugins(cfg.plugins)
     files = image_files(cfg.input)
+    root = Path(cfg.input)
+    all_names = [str(f.relative_to(root)) if root.is_dir() else f.name for f in files]
+    reconstruction_names(all_names)  # names that cannot each have their own output: refused before any work
     device = pick_device(cfg.device)
     model = OGAN.load_from_checkpoint(cfg.ckpt, device).eval()
-    resolution, channels = model.hparams.config["dataset"]["resolution"], model.hparams.config["dataset"]["channels"]
-    images = read_images(files, resolution, channels, cfg.resize)  # every image checked before any work
-    datamodule = (build_datamodule(model.hparams.config, OmegaConf.create({}), cfg.paths.cache_dir)
-                  if cfg.perceptual == "classifier" else None)
-    perceptual = build_perceptual(cfg.perceptual, model, datamodule, cfg.paths.cache_dir, cfg.lpips.vgg,
-                                  cfg.lpips.weights)
-    with staged_output(cfg.output, "ogan-invert", overwrite=cfg.overwrite) as out:
-        (out / "reconstructions").mkdir()
-        (out / "grids").mkdir()
-        root = Path(cfg.input)
-        names = [str(f.relative_to(root)) if root.is_dir() else f.name for f in files]
-        targets = reconstruction_names(names)
-        protocol = {k: cfg[k] for k in ("steps", "lr", "init", "perceptual", "perceptual_weight", "encoder_weight",
-                                         "seed", "use_ema")}
-        codes, records = [], []
-        with image_progress() as start_progress, open(out / "inversions.jsonl", "w") as jsonl:
-            advance = start_progress(f"inverting {len(files)} images, {cfg.steps} steps", len(files))
-            for first in range(0, len(files), cfg.batch_size):
+    protocol = {k: cfg[k] for k in ("steps", "lr", "init", "perceptual", "perceptual_weight", "encoder_weight",
+                                     "seed", "use_ema")}
+    settings = {"model": model_fingerprint(model), "resize": cfg.resize, **protocol}
+    with staged_output(cfg.output, "ogan-invert", overwrite=cfg.overwrite, resume=cfg.resume,
+                       settings=settings) as out:
+        done, codes, records = finished_work(out)
+        finished = set(done)
+        todo = [i for i, name in enumerate(all_names) if name not in finished]
+        names = [all_names[i] for i in todo]
+        targets = dict(zip(done + names, reconstruction_names(done + names)))
+        resolution, channels = (model.hparams.config["dataset"][k] for k in ("resolution", "channels"))
+        images = read_images([files[i] for i in todo], resolution, channels, cfg.resize)  # all checked first
+        datamodule = (build_datamodule(model.hparams.config, OmegaConf.create({}), cfg.paths.cache_dir)
+                      if cfg.perceptual == "classifier" and names else None)
+        perceptual = (build_perceptual(cfg.perceptual, model, datamodule, cfg.paths.cache_dir, cfg.lpips.vgg,
+                                       cfg.lpips.weights) if names else None)
+        (out / "reconstructions").mkdir(exist_ok=True)
+        (out / "grids").mkdir(exist_ok=True)
+        atomic_write(out / "inversions.jsonl",  # the lines of the finished images only
+                     lambda f: f.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode()))
+        with image_progress() as start_progress, open(out / "inversions.jsonl", "a") as jsonl:
+            advance = start_progress(f"inverting {len(names)} images, {cfg.steps} steps"
+                                     + (f" ({len(done)} done earlier)" if done else ""), len(names))
+            for first in range(0, len(names), cfg.batch_size):
                 batch = images[first:first + cfg.batch_size].to(device)
                 started = time.perf_counter()
                 result = model.invert(batch, steps=cfg.steps, lr=cfg.lr, init=cfg.init, perceptual=perceptual,
                                       perceptual_weight=cfg.perceptual_weight, encoder_weight=cfg.encoder_weight,
-                                      seed=cfg.seed + first, use_ema=cfg.use_ema)
+                                      seed=cfg.seed + todo[first], use_ema=cfg.use_ema)
                 ms = 1000 * (time.perf_counter() - started) / len(batch)
-                check_finite(result, cfg, first, len(batch))
+                check_finite(result, cfg, todo[first], len(batch))
                 encoder_only = model.reconstruct(batch, cfg.use_ema)
                 psnr, ssim = image_quality(result.images, batch)
                 psnr_e, ssim_e = image_quality(encoder_only, batch)
                 losses = result.losses[-1].cpu()
                 for i in range(len(batch)):
                     name = names[first + i]
-                    target = out / "reconstructions" / targets[first + i]
+                    target = out / "reconstructions" / targets[name]
                     target.parent.mkdir(parents=True, exist_ok=True)
                     save_image(_unit(result.images[i]), target)
                     record = {"file": name, "psnr": round(psnr[i].item(), 4), "ssim": round(ssim[i].item(), 5),
@@ -105,15 +148,15 @@ def invert_images(cfg: DictConfig) -> dict:
                     records.append(record)
                 rows = torch.stack([batch.cpu(), encoder_only.cpu(), result.images.cpu()], dim=1).flatten(0, 1)
                 save_image(make_grid(_unit(rows), nrow=3 * min(4, len(batch)), padding=2),
-                           out / "grids" / f"grid_{first // cfg.batch_size:04d}.png")
-                codes.append(result.z.cpu())
+                           out / "grids" / f"grid_{len(done) + first:06d}.png")
+                jsonl.flush()
+                os.fsync(jsonl.fileno())
+                codes += list(result.z.cpu().numpy())
+                save_progress(out, done + names[:first + len(batch)], codes)
                 advance(len(batch))
-        atomic_write(out / "codes.npy", lambda f: np.save(f, torch.cat(codes).numpy()))
-        # names as the file system gave them: a non-UTF-8 name keeps its bytes (surrogate escapes)
-        listing = ("\n".join(names) + "\n").encode("utf-8", "surrogateescape")
-        atomic_write(out / "files.txt", lambda f: f.write(listing))
     summary = {k: float(np.mean([r[k] for r in records])) for k in ("psnr", "ssim", "psnr_encoder", "ssim_encoder")}
-    print(f"{len(files)} images inverted into {cfg.output}: PSNR {summary['psnr']:.2f} dB (encoder alone "
+    skipped = f" ({len(done)} of them finished earlier)" if done else ""
+    print(f"{len(records)} images inverted into {cfg.output}{skipped}: PSNR {summary['psnr']:.2f} dB (encoder alone "
           f"{summary['psnr_encoder']:.2f}), SSIM {summary['ssim']:.3f} (encoder alone {summary['ssim_encoder']:.3f})")
     return summary
 

@@ -12,6 +12,7 @@ import time
 import torch
 
 from ogan_pl.metrics.prdc import knn_radii, prdc
+from ogan_pl.run.cli import run_plain
 from ogan_pl.run.exits import exit_with
 from ogan_pl.utils.device import synchronize
 
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def cli() -> None:
     """The `ogan-metric-bench` console script."""
-    sys.exit(main())
+    sys.exit(run_plain(main, "ogan-metric-bench"))
 
 
 if __name__ == "__main__":

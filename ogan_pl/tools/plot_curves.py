@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from ogan_pl.run.cli import run_plain
 from ogan_pl.run.exits import exit_with
 from ogan_pl.utils.io import atomic_write
 
@@ -86,6 +87,11 @@ def plot(runs: dict[str, dict[str, list[tuple[int, float]]]], out: Path, title: 
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `ogan-plot-curves` console script."""
+    return run_plain(lambda: plot_command(argv), "ogan-plot-curves")
+
+
+def plot_command(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="ogan-plot-curves", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dirs", nargs="+", help="training run directories (each with checkpoints/metrics.jsonl)")
     parser.add_argument("--out", required=True, help="the PNG to write")

@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ogan_pl.run.cli import run_plain
 from ogan_pl.run.exits import exit_with
 from ogan_pl.run.sweeps import collect_results, shared_overrides
 
@@ -95,7 +96,7 @@ def summarize(argv: list[str] | None = None) -> int:
 
 def main() -> None:
     """The `ogan-sweep-summary` console script."""
-    sys.exit(summarize())
+    sys.exit(run_plain(summarize, "ogan-sweep-summary"))
 
 
 if __name__ == "__main__":

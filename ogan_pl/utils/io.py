@@ -9,13 +9,14 @@ import torch
 
 
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
-    """Write `.NAME.tmp` beside `path` with `write(file)`, fsync, then rename over `path`.
+    """Write `.NAME.PID.tmp` beside `path` with `write(file)`, fsync, then rename over `path`.
 
-    The rename is atomic only within one filesystem, hence the temporary file in the same folder.
+    The rename is atomic only within one filesystem, hence the temporary file in the same folder; its
+    name is the process's own, so two processes writing one file at once each move in a whole one.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
             write(f)

@@ -19,7 +19,7 @@ checkpoint_writes = 0
 
 def slow_save(obj, f, *args, **kwargs):
     global checkpoint_writes
-    if str(getattr(f, "name", "")).endswith(".ckpt.tmp"):
+    if str(getattr(f, "name", "")).endswith(".tmp") and ".ckpt." in str(f.name):  # atomic_write's .NAME.PID.tmp
         checkpoint_writes += 1
         if checkpoint_writes >= int(os.environ["SLOW_SAVE_FROM"]):
             buffer = io.BytesIO()
@@ -39,4 +39,4 @@ from ogan_pl.run.train import train  # noqa: E402
 from ogan_pl.utils.io import atomic_write  # noqa: E402
 
 if __name__ == "__main__":
-    run("config", train)
+    run("config", train, handles_stops=True)
