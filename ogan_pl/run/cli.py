@@ -21,7 +21,15 @@ from ogan_pl.utils.errors import UserError
 from ogan_pl.utils.stopping import StopRequested, StopSignals
 from ogan_pl.utils.threads import cpu_threads
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+def _conf_dir() -> Path:
+    """The Hydra configs: the copy a wheel ships inside the package (setup.py), else the repository's
+    top-level conf/ (a checkout, an editable install)."""
+    package = Path(__file__).resolve().parents[1]
+    return package / "conf" if (package / "conf").is_dir() else package.parent / "conf"
+
+
+CONF_DIR = _conf_dir()
 
 
 def run(config_name: str, task: Callable[[DictConfig], Any], handles_stops: bool = False) -> None:
