@@ -1,5 +1,7 @@
 """The encoder tools tried as a hostile user would: every bad input is one line and exit code 2, and a
-refused command writes nothing; a stopped ogan-invert leaves its output as it was and finishes with
+refused command writes nothing (cases that other files already run as commands are not repeated here:
+evaluate.py's missing ckpt in test_cli.py, value ranges in test_schema.py, unknown labels in
+test_encoder_tools.py); a stopped ogan-invert leaves its output as it was and finishes with
 resume=true; a second run into a folder in use is refused. (ogan-invert's input and numbers cases are
 in test_encoder_tools.py.)"""
 import os
@@ -20,14 +22,13 @@ from tests.conftest import ROOT, run_in, script_env
 FIXTURE = ROOT / "tests" / "fixtures" / "pre_layout.ckpt"  # a 2-iteration shapes model: 32x32 RGB, 16-d codes
 
 INVERT, DIRECTIONS, EDIT = "-m ogan_pl.tools.invert", "-m ogan_pl.tools.directions", "-m ogan_pl.tools.edit"
-EXPORT, TRAIN, EVALUATE = "-m ogan_pl.tools.export_images", "train.py", "evaluate.py"
+EXPORT, TRAIN = "-m ogan_pl.tools.export_images", "train.py"
 
 CASES = [
     # required values left out
     (INVERT, ["ckpt=CKPT", "input=MINE"], "output has no value: add output=... to the command line"),
     (DIRECTIONS, ["ckpt=CKPT"], "output has no value: add output=... to the command line"),
     (EDIT, ["ckpt=CKPT", "output=NEW"], "directions has no value: add directions=... to the command line"),
-    (EVALUATE, [], "ckpt has no value: add ckpt=... to the command line"),
     # output paths of the wrong kind
     (INVERT, ["ckpt=CKPT", "input=MINE", "output=FILE"], "is a file; give a folder"),
     (INVERT, ["ckpt=CKPT", "input=MINE", "output=USERDIR", "overwrite=true"], "not written by an ogan_pl tool"),
@@ -39,16 +40,12 @@ CASES = [
     # impossible combinations and values
     (INVERT, ["ckpt=CKPT", "input=MINE", "output=NEW", "overwrite=true", "resume=true"], "choose one"),
     (INVERT, ["ckpt=CKPT", "input=MINE", "output=NEW", "cpu_threads=0"], "cpu_threads=0: give auto or an integer"),
-    (INVERT, ["ckpt=CKPT", "input=MINE", "output=NEW", "batch_size=0"], "batch_size=0 must be"),
     (DIRECTIONS, ["ckpt=CKPT", "output=NEW.pt", "method=sefa", "k=17"], "k=17: the codes have 16 entries"),
     (DIRECTIONS, ["ckpt=CKPT", "output=NEW.pt", "method=class_mean", "target=1", "source=1", "n_images=48"],
      "source=1 is the target"),
-    (DIRECTIONS, ["ckpt=CKPT", "output=NEW.pt", "method=class_mean", "target=7", "n_images=48"],
-     "target/source 7 is not among the labels"),
     (DIRECTIONS, ["ckpt=CKPT", "output=NEW.pt", "labels=ONECLASS"], "labels=CSV goes with input=DIR"),
     (DIRECTIONS, ["ckpt=CKPT", "output=NEW.pt", "target=a", "input=MINE", "labels=ONECLASS"],
      "gives every image the label 'a'"),
-    (DIRECTIONS, ["ckpt=CKPT", "output=NEW.pt", "method=tangent"], "method='tangent' must be one of"),
     (EDIT, ["ckpt=CKPT", "directions=DIRS", "output=NEW", "index=3"], "holds 1 direction(s)"),
     (EDIT, ["ckpt=CKPT", "directions=DIRS", "output=NEW", "strengths=[]"], "strengths is empty"),
     (EDIT, ["ckpt=CKPT", "directions=MISSING", "output=NEW"], "not found; write one with ogan-directions"),
@@ -60,7 +57,6 @@ CASES = [
     (EXPORT, ["digits", "NEW", "dataset.nokey=1"], "dataset.nokey: unknown key"),
     (EXPORT, ["digits", "NEW", "--overwrite", "--resume"], "--overwrite and --resume: choose one"),
     (TRAIN, ["model.z_dim=${data_settings:nokey}", "train.steps=1"], "${data_settings:nokey}: no such setting"),
-    (TRAIN, ["cpu_threads=-1", "train.steps=1"], "cpu_threads=-1: give auto or an integer"),
     # files from strangers
     (INVERT, ["ckpt=FILE", "input=MINE", "output=NEW"], "FILE"),
     (EDIT, ["ckpt=CKPT", "directions=CKPT", "output=NEW"], "is not a directions file written by ogan-directions"),
