@@ -219,3 +219,15 @@ def test_export_images_resumes_and_overwrites(tmp_path):
                   check=False)
     assert proc.returncode == 2 and "other settings (split='holdout' there, 'train' here)" in proc.stderr
     assert sorted(p.relative_to(out) for p in out.rglob("*.png")) == files
+
+
+def test_more_images_than_the_split_holds_is_said_in_one_line(tmp_path):
+    paths = _fixtures(tmp_path)
+    done = run_in(tmp_path, "-m", "ogan_pl.tools.edit", f"ckpt={paths['CKPT']}", f"directions={paths['DIRS']}",
+                  f"output={tmp_path / 'edits'}", "n_images=100000", "strengths=[0]")
+    note = [line for line in done.stderr.splitlines() if line.startswith("note: ")]
+    assert note == ["note: n_images=100000 but the held-out split holds 16 images: using all 16"], done.stderr[-2000:]
+    done = run_in(tmp_path, "-m", "ogan_pl.tools.directions", f"ckpt={paths['CKPT']}", "method=pca", "k=2",
+                  f"output={tmp_path / 'pca.pt'}", "n_images=100000")
+    note = [line for line in done.stderr.splitlines() if line.startswith("note: ")]
+    assert note == ["note: n_images=100000 but the training split holds 64 images: using all 64"], done.stderr[-2000:]
