@@ -10,7 +10,6 @@ OUT appears whole or not at all (ogan_pl.run.outputs); `--overwrite` replaces an
 `--resume` finishes an interrupted one.
 """
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
@@ -22,16 +21,15 @@ from ogan_pl.run.cli import dataset_defaults, run_plain
 from ogan_pl.run.outputs import FLAG_OPTIONS, check_output, staged_output
 from ogan_pl.utils.console import image_progress
 from ogan_pl.utils.errors import UserError
+from ogan_pl.utils.io import atomic_write
 
 TOOL = "ogan-export-images"
 
 
 def save_png(image: np.ndarray, path: Path) -> None:
     """One image, whole or not at all (a resumed export trusts every PNG it finds)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    picture = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+    atomic_write(path, lambda f: picture.save(f, format="PNG"), sync=False)
 
 
 def export(datamodule, out: Path, splits: tuple[str, ...]) -> tuple[int, int]:

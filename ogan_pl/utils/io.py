@@ -8,11 +8,13 @@ from typing import Any, BinaryIO, Callable
 import torch
 
 
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], sync: bool = True) -> Path:
     """Write `.NAME.PID.tmp` beside `path` with `write(file)`, fsync, then rename over `path`.
 
     The rename is atomic only within one filesystem, hence the temporary file in the same folder; its
     name is the process's own, so two processes writing one file at once each move in a whole one.
+    `sync=False` skips the fsync (many small files that a power cut may lose but never half-write
+    as seen by a later run of this process's tool).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -21,7 +23,8 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
         with open(tmp, "wb") as f:
             write(f)
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
