@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test docs images gpu-check clean
+.PHONY: install train test lint docs images gpu-check clean
 
 install: $(STAMP)
 
@@ -21,8 +21,12 @@ train: install   ## train on the built-in real digits (extra overrides: make tra
 # wait on its start-up, so two single-threaded workers keep both cores busy (PYTEST_WORKERS=0: one process).
 PYTEST_WORKERS ?= 2
 
-test: install docs    ## the docs site (a broken link fails), then the whole test suite, W&B offline
+test: install lint docs    ## lint, the docs site (a broken link fails), then the whole test suite, W&B offline
 	WANDB_MODE=offline OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+lint: install    ## ruff: the rules of pyproject.toml, and one formatting for the whole tree
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 docs: install    ## build the docs site into site/ (offline; --strict: a broken link or a missing page fails)
 	$(BIN)/python -m mkdocs build --strict --quiet --site-dir site

@@ -1,4 +1,5 @@
 """Train an O-GAN: `python train.py [overrides]` (the same as `ogan-train`; see README.md and conf/config.yaml)."""
+
 from ogan_pl.run.train import main
 
 if __name__ == "__main__":

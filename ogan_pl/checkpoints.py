@@ -3,34 +3,57 @@
 Reading: `OGAN.load_from_checkpoint`, `evaluate.py ckpt=`, `train.py ckpt_path=` and `resume=auto`
 all call `read_checkpoint`. A checkpoint is a file from a stranger. It is unpickled with torch's
 weights-only unpickler (tensors and plain containers, no code), and the config stored in it, the
-model's recipe, may only name registered parts with plain-valued arguments (ogan_pl.parts.recipe):
-all of it is checked before anything is built, and nothing a checkpoint says is ever imported or
-called by name. Writing: `AtomicCheckpointIO`, Lightning's checkpoint IO (conf/trainer/default.yaml).
+model's recipe, may only name registered parts with plain-valued arguments (ogan_pl.config.recipe):
+it is checked once, into the `Checkpoint`'s Recipe, before anything is built, and nothing a
+checkpoint says is ever imported or called by name. Writing: `AtomicCheckpointIO`, Lightning's checkpoint IO (conf/trainer/default.yaml).
 """
+
 import logging
 import pickle
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from pytorch_lightning.plugins import TorchCheckpointIO
 
-from ogan_pl.parts.recipe import check_recipe
+from ogan_pl.config.recipe import Recipe
 from ogan_pl.utils.errors import UserError
 from ogan_pl.utils.io import atomic_torch_save
 
 log = logging.getLogger(__name__)
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """The checkpoint's contents (weights-only unpickling), its stored config checked; one-line errors."""
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint's contents (weights-only unpickled) and its checked recipe."""
+
+    contents: dict
+    recipe: Recipe
+    path: str = "checkpoint"
+
+    @classmethod
+    def check(cls, contents: Any, path: str | Path = "checkpoint") -> "Checkpoint":
+        """Contents read from a file, their stored config checked (one line otherwise)."""
+        return cls(contents, Recipe.check(stored_config(contents, path)), str(path))
+
+
+def read_checkpoint(path: str | Path) -> Checkpoint:
+    """The checkpoint at `path` (weights-only unpickling), its stored config checked; one-line errors."""
     path = Path(path)
     if path.is_dir():
-        found = [p for p in (path / "checkpoints", path) if (p / "last.ckpt").is_file() or (p / "best_encoder.ckpt").is_file()]
-        hint = (f", e.g. {found[0] / 'best_encoder.ckpt'} (the run's best encoder) or {found[0] / 'last.ckpt'}"
-                if found else "")
+        found = [
+            p
+            for p in (path / "checkpoints", path)
+            if (p / "last.ckpt").is_file() or (p / "best_encoder.ckpt").is_file()
+        ]
+        hint = (
+            f", e.g. {found[0] / 'best_encoder.ckpt'} (the run's best encoder) or {found[0] / 'last.ckpt'}"
+            if found
+            else ""
+        )
         raise UserError(f"checkpoint {path} is a directory; give the path of a .ckpt file inside it{hint}")
     if not path.is_file():
         raise UserError(f"checkpoint {path} not found; give the path of a .ckpt written by train.py")
@@ -39,17 +62,21 @@ def read_checkpoint(path: str | Path) -> dict:
     except pickle.UnpicklingError as err:
         blocked = re.search(r"GLOBAL (\S+)", str(err))
         if blocked:
-            raise UserError(f"refusing to load {path}: it asks to import {blocked.group(1)}, and a checkpoint may "
-                            "hold only tensors and plain containers (it could run code)") from None
-        raise UserError(f"cannot read checkpoint {path} (not a torch checkpoint, or corrupt); "
-                        "is it a complete .ckpt written by train.py?") from None
-    except Exception as err:  # truncated, empty, random bytes: whatever torch raises, one line
+            raise UserError(
+                f"refusing to load {path}: it asks to import {blocked.group(1)}, and a checkpoint may "
+                "hold only tensors and plain containers (it could run code)"
+            ) from None
+        raise UserError(
+            f"cannot read checkpoint {path} (not a torch checkpoint, or corrupt); "
+            "is it a complete .ckpt written by train.py?"
+        ) from None
+    except Exception as err:  # noqa: BLE001 - truncated, empty, random bytes: whatever torch raises, one line
         first = (str(err).strip().splitlines() or [""])[0][:160]
-        raise UserError(f"cannot read checkpoint {path} ({type(err).__name__}: {first}); "
-                        "is it a complete .ckpt written by train.py?") from None
-    config = stored_config(checkpoint, path)
-    check_recipe(config)
-    return checkpoint
+        raise UserError(
+            f"cannot read checkpoint {path} ({type(err).__name__}: {first}); "
+            "is it a complete .ckpt written by train.py?"
+        ) from None
+    return Checkpoint.check(checkpoint, path)
 
 
 #: arguments added to a part after checkpoints were written without them, whose default then
@@ -74,8 +101,12 @@ def _past_corr_on(loss: Mapping) -> Mapping:
 def stored_config(checkpoint: Any, path: str | Path = "checkpoint") -> Any:
     """The config a checkpoint was trained with, written out in today's terms: an argument it predates
     gets the value it was trained with (PAST_DEFAULTS), not today's default."""
-    if not (isinstance(checkpoint, Mapping) and isinstance(checkpoint.get("state_dict"), Mapping)
-            and isinstance(checkpoint.get("hyper_parameters"), Mapping) and "config" in checkpoint["hyper_parameters"]):
+    if not (
+        isinstance(checkpoint, Mapping)
+        and isinstance(checkpoint.get("state_dict"), Mapping)
+        and isinstance(checkpoint.get("hyper_parameters"), Mapping)
+        and "config" in checkpoint["hyper_parameters"]
+    ):
         raise UserError(f"{path} is not a checkpoint written by train.py (no state_dict and stored config)")
     config = checkpoint["hyper_parameters"]["config"]
     if not isinstance(config, Mapping):
@@ -101,7 +132,7 @@ def checkpoint_g_iter(path: Path) -> int | None:
     try:
         checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
         return int(checkpoint["ogan"]["g_iter"])
-    except Exception as err:  # truncated, corrupt or foreign file: never resume from it
+    except Exception as err:  # noqa: BLE001 - truncated, corrupt or foreign file: never resume from it
         log.warning("ignoring checkpoint %s: it does not load (%s)", path, type(err).__name__)
         return None
 

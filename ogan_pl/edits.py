@@ -4,6 +4,7 @@ file with its provenance and read back as safely as a checkpoint (weights-only, 
 
 The math is in ogan_pl.method.directions; this module gathers the codes and labels and keeps the files.
 """
+
 import hashlib
 from pathlib import Path
 
@@ -13,18 +14,18 @@ from torch import Tensor
 
 from ogan_pl.data.shapes import FACTORS
 from ogan_pl.method.directions import (
+    METHODS,
+    SUPERVISED,
     above_median,
     class_mean_direction,
     linear_direction,
     pca_directions,
     sefa_directions,
 )
-from ogan_pl.parts.values import check_plain
+from ogan_pl.registry.values import check_plain
 from ogan_pl.utils.errors import UserError
 from ogan_pl.utils.io import atomic_torch_save
 
-METHODS = ("class_mean", "linear", "pca", "sefa")
-SUPERVISED = ("class_mean", "linear")
 FORMAT = "ogan_pl.directions/1"
 
 
@@ -37,8 +38,10 @@ def dataset_labels(batch: dict, attribute: str) -> np.ndarray:
         return batch["label"].numpy()
     if attribute in FACTORS and "factors" in batch:
         return np.where(above_median(batch["factors"][:, FACTORS.index(attribute)]).numpy(), "high", "low")
-    raise UserError(f"attribute={attribute!r}: the dataset has label" + (
-        f" and the factors {', '.join(FACTORS[1:])}" if "factors" in batch else ""))
+    raise UserError(
+        f"attribute={attribute!r}: the dataset has label"
+        + (f" and the factors {', '.join(FACTORS[1:])}" if "factors" in batch else "")
+    )
 
 
 def _match(labels: np.ndarray, value) -> object:
@@ -49,8 +52,16 @@ def _match(labels: np.ndarray, value) -> object:
     raise UserError(f"target/source {value!r} is not among the labels ({', '.join(map(str, np.unique(labels)))})")
 
 
-def fit_directions(model, method: str, codes: Tensor | None = None, labels: np.ndarray | None = None,
-                   target=None, source=None, k: int = 5, use_ema: bool = True) -> tuple[Tensor, list[str]]:
+def fit_directions(
+    model,
+    method: str,
+    codes: Tensor | None = None,
+    labels: np.ndarray | None = None,
+    target=None,
+    source=None,
+    k: int = 5,
+    use_ema: bool = True,
+) -> tuple[Tensor, list[str]]:
     """-> (directions (n, z_dim), a name for each)."""
     if method in SUPERVISED:
         if codes is None or labels is None or target is None:
@@ -58,8 +69,10 @@ def fit_directions(model, method: str, codes: Tensor | None = None, labels: np.n
         target = _match(labels, target)
         source = _match(labels, source) if source is not None else None
         if source is not None and str(source) == str(target):
-            raise UserError(f"source={source} is the target: a direction from a class to itself is zero; give "
-                            "another source, or none (then: from all the other images)")
+            raise UserError(
+                f"source={source} is the target: a direction from a class to itself is zero; give "
+                "another source, or none (then: from all the other images)"
+            )
         ids = torch.as_tensor(np.searchsorted(np.unique(labels), labels))
         target_id = int(np.searchsorted(np.unique(labels), target))
         source_id = int(np.searchsorted(np.unique(labels), source)) if source is not None else None
@@ -89,17 +102,21 @@ def check_directions(directions: Tensor, names: list, where: str, z_dim: int | N
     """What a directions file holds, checked the same way when it is written and when it is read:
     n unit vectors of the codes' size, finite, one name each."""
     if directions.ndim != 2 or (z_dim is not None and directions.shape[1] != z_dim):
-        raise UserError(f"{where} holds directions of shape {tuple(directions.shape)}; this model's codes have "
-                        f"{z_dim} entries")
+        raise UserError(
+            f"{where} holds directions of shape {tuple(directions.shape)}; this model's codes have {z_dim} entries"
+        )
     if len(names) != len(directions):
-        raise UserError(f"{where} holds {len(directions)} directions but {len(names)} names; write it again with "
-                        "ogan-directions")
+        raise UserError(
+            f"{where} holds {len(directions)} directions but {len(names)} names; write it again with ogan-directions"
+        )
     if not torch.isfinite(directions).all():
         raise UserError(f"{where}: its directions are not finite")
     norms = torch.linalg.vector_norm(directions.double(), dim=1)
     if len(norms) == 0 or not torch.allclose(norms, torch.ones_like(norms), atol=1e-3):
-        raise UserError(f"{where}: its directions must be unit vectors (norms {', '.join(f'{n:.3g}' for n in norms)}); "
-                        "write it again with ogan-directions")
+        raise UserError(
+            f"{where}: its directions must be unit vectors (norms {', '.join(f'{n:.3g}' for n in norms)}); "
+            "write it again with ogan-directions"
+        )
 
 
 def model_fingerprint(model) -> str:
@@ -118,15 +135,24 @@ def fitted_elsewhere(provenance: dict, model) -> str | None:
     recorded = provenance.get("model")
     if recorded is None or recorded == model_fingerprint(model):
         return None
-    return (f"these directions were fitted on another model (ckpt {provenance.get('ckpt')}, generator iteration "
-            f"{provenance.get('g_iter')}): they may not mean the same in this one's codes")
+    return (
+        f"these directions were fitted on another model (ckpt {provenance.get('ckpt')}, generator iteration "
+        f"{provenance.get('g_iter')}): they may not mean the same in this one's codes"
+    )
 
 
 def save_directions(path: str | Path, directions: Tensor, names: list[str], provenance: dict) -> Path:
     check_directions(directions, names, f"the directions for {path}")
     check_plain(provenance, "provenance")
-    return atomic_torch_save({"format": FORMAT, "directions": directions.float().contiguous(), "names": list(names),
-                              "provenance": provenance}, path)
+    return atomic_torch_save(
+        {
+            "format": FORMAT,
+            "directions": directions.float().contiguous(),
+            "names": list(names),
+            "provenance": provenance,
+        },
+        path,
+    )
 
 
 def load_directions(path: str | Path, z_dim: int) -> tuple[Tensor, list[str], dict]:
@@ -137,11 +163,17 @@ def load_directions(path: str | Path, z_dim: int) -> tuple[Tensor, list[str], di
         raise UserError(f"directions={path} not found; write one with ogan-directions")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise UserError(f"cannot read directions file {path} ({type(err).__name__}); is it from ogan-directions?") \
-            from None
-    if not (isinstance(data, dict) and data.get("format") == FORMAT and isinstance(data.get("directions"), Tensor)
-            and isinstance(data.get("names"), list) and isinstance(data.get("provenance"), dict)):
+    except Exception as err:  # noqa: BLE001 - a stranger's file: whatever torch raises, one line
+        raise UserError(
+            f"cannot read directions file {path} ({type(err).__name__}); is it from ogan-directions?"
+        ) from None
+    if not (
+        isinstance(data, dict)
+        and data.get("format") == FORMAT
+        and isinstance(data.get("directions"), Tensor)
+        and isinstance(data.get("names"), list)
+        and isinstance(data.get("provenance"), dict)
+    ):
         raise UserError(f"{path} is not a directions file written by ogan-directions ({FORMAT})")
     directions, names = data["directions"], data["names"]
     check_directions(directions, names, str(path), z_dim)

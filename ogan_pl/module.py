@@ -6,6 +6,7 @@ of E and G with one loss (`train.update=joint`). `self.g_iter` counts generator 
 everything user-facing (length, logging, checkpoints, grids) uses it. `train_iteration` is the
 whole step; Lightning's `training_step` and the bench's bare loop both call it.
 """
+
 import contextlib
 import time
 import warnings
@@ -15,19 +16,18 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
-from ogan_pl.checkpoints import read_checkpoint, stored_config
+from ogan_pl.checkpoints import Checkpoint, read_checkpoint
+from ogan_pl.config.recipe import Recipe
 from ogan_pl.method.augment import Augment
-from ogan_pl.method.correlation import correlation, standardize
+from ogan_pl.method.correlation import correlation
 from ogan_pl.method.directions import edit_codes
 from ogan_pl.method.ema import EMA
 from ogan_pl.method.head import DiscriminatorHead
-from ogan_pl.method.inversion import InversionResult, invert
+from ogan_pl.method.inversion import InversionResult, encoder_code, invert
 from ogan_pl.method.losses import LossInputs
 from ogan_pl.method.perceptual import FeatureDistance
 from ogan_pl.method.schedule import LRSchedule
-from ogan_pl.parts.plugins import load_plugins, loaded_plugins
-from ogan_pl.parts.recipe import check_recipe, recipe
-from ogan_pl.parts.registry import ARCHITECTURES, AUGMENTS, LOSSES, OPTIMIZERS
+from ogan_pl.registry.plugins import load_plugins
 from ogan_pl.utils.distributed import all_reduce_mean_
 from ogan_pl.utils.errors import TrainingDiverged, UserError
 from ogan_pl.utils.seeds import Stream, rank_seed
@@ -56,33 +56,37 @@ def frozen(*modules: nn.Module):
 
 
 class OGAN(pl.LightningModule):
-    def __init__(self, config: dict):
-        """`config` is the run's resolved config as plain containers; its recipe (model, method, loss,
-        optimizers, data) is stored in checkpoints, and every part is built through the registries."""
+    def __init__(self, recipe: Recipe):
+        """A model from its checked recipe (`Recipe.of_run(config)` for a run's resolved config, or a
+        checkpoint's: `OGAN.load_from_checkpoint`): its parts are the recipe's registered parts, and
+        the recipe is what checkpoints store."""
         super().__init__()
-        config = recipe(config)
-        parts = check_recipe(config)
-        # the part modules this process has imported (not what a file asks for): a process that
-        # receives this module pickled (ddp_spawn) imports the same ones before it builds optimizers
-        self._part_modules = loaded_plugins()
+        if not isinstance(recipe, Recipe):
+            raise TypeError(
+                "OGAN takes a checked Recipe: OGAN(Recipe.of_run(config)), or OGAN.load_from_checkpoint(path)"
+            )
+        config, parts = recipe.config, recipe.parts
         self.save_hyperparameters({"config": config})
+        # resolved optimizer parts (their classes pickle by reference: ddp_spawn's processes get them)
+        self._optimizer_parts = (parts["optim.encoder"], parts["optim.generator"])
         ogan, speed = config["ogan"], config["speed"]
-        architecture = ARCHITECTURES.build(parts["model"], "model")
+        architecture = parts["model"].build()
         self.z_dim = architecture.z_dim
         self.recon_scale = float(ogan["recon_scale"])
         self.seed = int(config["seed"])
         self.update_scheme = config["train"]["update"]
         self.n_critic = int(config["train"]["n_critic"])
         optim = config["optim"]
-        self.lr_schedule = LRSchedule(optim["decay"], optim["decay_start"], optim["decay_final"],
-                                      int(config["train"]["steps"]))
+        self.lr_schedule = LRSchedule(
+            optim["decay"], optim["decay_start"], optim["decay_final"], int(config["train"]["steps"])
+        )
         self.lr_scale = 1.0  # times the schedule: lowered by a watchdog rollback (stored in checkpoints)
         self._lr_factor: float | None = None  # the factor the optimizers' rates were last set to
         self.E = architecture.encoder()
         self.G = architecture.generator()
         self.head = DiscriminatorHead(ogan["disc_head"], self.z_dim)
-        self.objective = LOSSES.build(parts["loss"], "loss")
-        self.augment = AUGMENTS.build(parts["augment"], "augment") if "augment" in parts else Augment()
+        self.objective = parts["loss"].build()
+        self.augment = parts["augment"].build() if "augment" in parts else Augment()
         decay = float(ogan["ema_decay"])
         self.E_ema = EMA(self.E, decay) if decay > 0 else None
         self.G_ema = EMA(self.G, decay) if decay > 0 else None
@@ -103,24 +107,25 @@ class OGAN(pl.LightningModule):
         """OGAN from a train.py checkpoint, read through ogan_pl.checkpoints (weights-only unpickling,
         only registered parts built); `plugins`: the user's own part modules to import first."""
         if kwargs:
-            raise TypeError(f"OGAN.load_from_checkpoint takes no {', '.join(kwargs)}: the model is rebuilt from "
-                            "the config stored in the checkpoint")
+            raise TypeError(
+                f"OGAN.load_from_checkpoint takes no {', '.join(kwargs)}: the model is rebuilt from "
+                "the config stored in the checkpoint"
+            )
         load_plugins(plugins)
-        return cls.from_checkpoint(read_checkpoint(checkpoint_path), map_location, str(checkpoint_path))
+        return cls.from_checkpoint(read_checkpoint(checkpoint_path), map_location)
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: dict, map_location: str | torch.device | None = "cpu",
-                        path: str = "checkpoint") -> "OGAN":
-        """An OGAN with a read checkpoint's weights, counters and EMA, built from its checked config."""
-        config = stored_config(checkpoint, path)
-        check_recipe(config)
-        model = cls(config)
+    def from_checkpoint(cls, checkpoint: Checkpoint, map_location: str | torch.device | None = "cpu") -> "OGAN":
+        """An OGAN with a read checkpoint's weights, counters and EMA, built from its checked recipe."""
+        model = cls(checkpoint.recipe)
         try:
-            model.load_state_dict(checkpoint["state_dict"])
+            model.load_state_dict(checkpoint.contents["state_dict"])
         except (RuntimeError, TypeError, ValueError) as err:
             first = (str(err).strip().splitlines() or [""])[0][:200]
-            raise UserError(f"{path}: its weights do not fit the model its config describes ({first})") from None
-        model.on_load_checkpoint(checkpoint)
+            raise UserError(
+                f"{checkpoint.path}: its weights do not fit the model its config describes ({first})"
+            ) from None
+        model.on_load_checkpoint(checkpoint.contents)
         return model.to(map_location if map_location is not None else "cpu")
 
     # ----------------------------------------------------------------- the discriminator
@@ -166,11 +171,11 @@ class OGAN(pl.LightningModule):
         """E's optimizer (E and the head) and G's, in both schemes: the joint update steps both
         after one backward pass (for elementwise optimizers this equals the reference's single
         optimizer over both networks)."""
-        load_plugins(self._part_modules)
-        optim = self.hparams.config["optim"]
-        e_params = [*self.E.parameters(), *self.head.parameters()]
-        return [OPTIMIZERS.build(optim["encoder"], "optim.encoder", params=e_params),
-                OPTIMIZERS.build(optim["generator"], "optim.generator", params=list(self.G.parameters()))]
+        encoder, generator = self._optimizer_parts
+        return [
+            encoder.build(params=[*self.E.parameters(), *self.head.parameters()]),
+            generator.build(params=list(self.G.parameters())),
+        ]
 
     # ----------------------------------------------------------------- objectives
     # Pure functions of (x, z): the training step only adds the optimizer work around them.
@@ -186,14 +191,29 @@ class OGAN(pl.LightningModule):
         e_fake = self.encode_fp32(self.augmented(fake))
         d_fake = self.head(e_fake)
         code = self.rho_code(fake, e_fake)
-        inputs = LossInputs(z=z, x_real=x, x_fake=fake, d_fake=d_fake, rho=correlation(z, code),
-                       disc=self.discriminate, real_scores=d_real, code_fake=code, step=step,
-                       g_iter=self.g_iter, generator=self._noise_generator)
+        inputs = LossInputs(
+            z=z,
+            x_real=x,
+            x_fake=fake,
+            d_fake=d_fake,
+            rho=correlation(z, code),
+            disc=self.discriminate,
+            real_scores=d_real,
+            code_fake=code,
+            step=step,
+            g_iter=self.g_iter,
+            generator=self._noise_generator,
+        )
         loss, parts = self.objective.encoder_loss(inputs)
         if "penalty" in parts:
             parts["penalty"] = self._logged_penalty(parts["penalty"], step)
-        return loss, {"loss_e": loss, "rho_e": inputs.rho.mean(), "d_real": inputs.d_real.mean(), "d_fake": inputs.d_fake.mean(),
-                      **parts}
+        return loss, {
+            "loss_e": loss,
+            "rho_e": inputs.rho.mean(),
+            "d_real": inputs.d_real.mean(),
+            "d_fake": inputs.d_fake.mean(),
+            **parts,
+        }
 
     def generator_objective(self, x: Tensor, z: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """G's loss; call it with E frozen. D(x) of the real batch x is computed only if the loss reads it."""
@@ -201,8 +221,16 @@ class OGAN(pl.LightningModule):
         e_fake = self.encode_fp32(self.augmented(fake))
         code = self.rho_code(fake, e_fake)
         rho = correlation(z, code)  # (the order of these two fixes the float rounding of E's backward)
-        inputs = LossInputs(z=z, x_real=x, x_fake=fake.detach(), d_fake=self.head(e_fake), rho=rho,
-                       disc=self.discriminate, code_fake=code, g_iter=self.g_iter)
+        inputs = LossInputs(
+            z=z,
+            x_real=x,
+            x_fake=fake.detach(),
+            d_fake=self.head(e_fake),
+            rho=rho,
+            disc=self.discriminate,
+            code_fake=code,
+            g_iter=self.g_iter,
+        )
         loss, parts = self.objective.generator_loss(inputs)
         return loss, {"loss_g": loss, "rho": inputs.rho.mean(), **parts}
 
@@ -212,21 +240,42 @@ class OGAN(pl.LightningModule):
         fake_ng = fake.detach()
         fake_aug = self.augmented(fake)  # one draw of A for both copies: the "t2" term stays exactly zero
         x = self._real_input(x, step)
-        e_real, e_fake, e_fake_ng = (self.encode_fp32(self.augmented(x)), self.encode_fp32(fake_aug),
-                                     self.encode_fp32(fake_aug.detach()))
+        e_real, e_fake, e_fake_ng = (
+            self.encode_fp32(self.augmented(x)),
+            self.encode_fp32(fake_aug),
+            self.encode_fp32(fake_aug.detach()),
+        )
         d_real, d_fake, d_fake_ng = self.head(e_real), self.head(e_fake), self.head(e_fake_ng)
         code = self.rho_code(fake, e_fake)
         code_e = rho_e = None
         if self.objective.factors_differ:  # E's own lambda: the code of G(z) detached, E's gradient alone
             code_e = self.rho_code(fake_ng, e_fake_ng)
             rho_e = correlation(z, code_e)
-        inputs = LossInputs(z=z, x_real=x, x_fake=fake_ng, d_fake=d_fake_ng, rho=correlation(z, code),
-                       disc=self.discriminate, real_scores=d_real, code_fake=code, step=step,
-                       g_iter=self.g_iter, generator=self._noise_generator, rho_e=rho_e, code_fake_e=code_e)
+        inputs = LossInputs(
+            z=z,
+            x_real=x,
+            x_fake=fake_ng,
+            d_fake=d_fake_ng,
+            rho=correlation(z, code),
+            disc=self.discriminate,
+            real_scores=d_real,
+            code_fake=code,
+            step=step,
+            g_iter=self.g_iter,
+            generator=self._noise_generator,
+            rho_e=rho_e,
+            code_fake_e=code_e,
+        )
         loss, parts = self.objective.joint_loss(inputs, d_fake_g=d_fake)
         if "penalty" in parts:
             parts["penalty"] = self._logged_penalty(parts["penalty"], step)
-        return loss, {"loss": loss, "rho": inputs.rho.mean(), "d_real": inputs.d_real.mean(), "d_fake": inputs.d_fake.mean(), **parts}
+        return loss, {
+            "loss": loss,
+            "rho": inputs.rho.mean(),
+            "d_real": inputs.d_real.mean(),
+            "d_fake": inputs.d_fake.mean(),
+            **parts,
+        }
 
     # ----------------------------------------------------------------- training
     def train_iteration(self, reals: Tensor, opt_e, opt_g, backward: Callable[[Tensor], None]) -> dict[str, Tensor]:
@@ -301,8 +350,10 @@ class OGAN(pl.LightningModule):
         bad = [f"train/{k}={float(v):g}" for k, v in (stats or {}).items() if not torch.isfinite(v).all()]
         raise TrainingDiverged(
             f"training diverged: a loss became NaN or infinite by generator iteration {self.g_iter}"
-            + (f" ({', '.join(bad)})" if bad else "") + "; it stopped there and the checkpoints written before "
-            "are kept (last.ckpt is the last finite one); lower optim.lr, or check loss.corr_weight / loss.gp_weight")
+            + (f" ({', '.join(bad)})" if bad else "")
+            + "; it stopped there and the checkpoints written before "
+            "are kept (last.ckpt is the last finite one); lower optim.lr, or check loss.corr_weight / loss.gp_weight"
+        )
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
         reals = batch["image"]
@@ -313,16 +364,19 @@ class OGAN(pl.LightningModule):
         # Only on the steps loggers write (and the last): a log call costs Python time on every step.
         if self._is_log_step() or self.g_iter >= self.total_steps:
             self.raise_if_diverged(stats)
-            self.log_dict({f"train/{k}": v.detach() for k, v in stats.items()},
-                          on_step=True, on_epoch=False, batch_size=len(reals))
+            self.log_dict(
+                {f"train/{k}": v.detach() for k, v in stats.items()},
+                on_step=True,
+                on_epoch=False,
+                batch_size=len(reals),
+            )
             self._log_progress(len(reals))
 
     def _average_buffers(self) -> None:
         """BatchNorm running statistics differ per rank (each sees its own batch); averaging them
         keeps every rank, and so the EMA copies and the checkpoint, identical. No-op on one device."""
         if self._trainer is not None and self.trainer.world_size > 1:
-            all_reduce_mean_([b for net in (self.E, self.G, self.head) for b in net.buffers()
-                              if b.is_floating_point()])
+            all_reduce_mean_([b for net in (self.E, self.G, self.head) for b in net.buffers() if b.is_floating_point()])
 
     def _is_log_step(self) -> bool:
         """The generator iterations whose metrics Lightning hands to the loggers."""
@@ -347,8 +401,9 @@ class OGAN(pl.LightningModule):
             host["train/lambda"] = schedule(self.g_iter - 1)
         if self._lr_factor is not None and (not self.lr_schedule.constant or self.lr_scale != 1.0):
             host["train/lr_factor"] = self._lr_factor
-        self.log_dict({k: torch.tensor(float(v)) for k, v in host.items()},
-                      on_step=True, on_epoch=False, batch_size=batch_size)
+        self.log_dict(
+            {k: torch.tensor(float(v)) for k, v in host.items()}, on_step=True, on_epoch=False, batch_size=batch_size
+        )
 
     @property
     def optimizer_steps_per_iteration(self) -> int:
@@ -419,7 +474,8 @@ class OGAN(pl.LightningModule):
 
     def latent(self, x: Tensor, use_ema: bool = True) -> Tensor:
         """s * N(E(x)): the code rescaled to the noise distribution, ready for G."""
-        return self.recon_scale * standardize(self.encode(x, use_ema))
+        with self._inference(use_ema) as (E, _), torch.no_grad():
+            return encoder_code(E, x.to(self.device), self.recon_scale)
 
     def reconstruct(self, x: Tensor, use_ema: bool = True) -> Tensor:
         """x_hat = G(s * N(E(x)))."""
@@ -436,10 +492,20 @@ class OGAN(pl.LightningModule):
         """From x_a to x_b through their codes -> (B, steps, C, R, R)."""
         return self.interpolate_latents(self.latent(x_a, use_ema), self.latent(x_b, use_ema), steps, use_ema)
 
-    def invert(self, x: Tensor, steps: int = 100, lr: float = 0.1, init: str = "encoder",
-               perceptual: str | Callable[[Tensor, Tensor], Tensor] | None = "encoder", perceptual_weight: float = 1.0,
-               encoder_weight: float = 0.1, seed: int = 0, use_ema: bool = True, snapshots: tuple[int, ...] = (),
-               on_snapshot: Callable[[int], None] | None = None) -> InversionResult:
+    def invert(
+        self,
+        x: Tensor,
+        steps: int = 100,
+        lr: float = 0.1,
+        init: str = "encoder",
+        perceptual: str | Callable[[Tensor, Tensor], Tensor] | None = "encoder",
+        perceptual_weight: float = 1.0,
+        encoder_weight: float = 0.1,
+        seed: int = 0,
+        use_ema: bool = True,
+        snapshots: tuple[int, ...] = (),
+        on_snapshot: Callable[[int], None] | None = None,
+    ) -> InversionResult:
         """Hybrid inversion of images x in [-1, 1] (ogan_pl.method.inversion): codes z with G(z) close
         to x, the whole batch at once on the model's device. `perceptual`: "encoder" (distances in E's
         own conv features), None, or a distance (a, b) -> (B,) such as ogan_pl.method.perceptual.LPIPS.
@@ -448,13 +514,27 @@ class OGAN(pl.LightningModule):
         with self._inference(use_ema) as (E, G):
             distance = FeatureDistance.of_convolutions(E) if perceptual == "encoder" else perceptual
             generator = torch.Generator(device=self.device).manual_seed(seed)
-            return invert(G, E, x, self.z_dim, steps=steps, lr=lr, init=init, recon_scale=self.recon_scale,
-                          perceptual=distance, perceptual_weight=perceptual_weight, encoder_weight=encoder_weight,
-                          generator=generator, snapshots=snapshots, on_snapshot=on_snapshot)
+            return invert(
+                G,
+                E,
+                x,
+                self.z_dim,
+                steps=steps,
+                lr=lr,
+                init=init,
+                recon_scale=self.recon_scale,
+                perceptual=distance,
+                perceptual_weight=perceptual_weight,
+                encoder_weight=encoder_weight,
+                generator=generator,
+                snapshots=snapshots,
+                on_snapshot=on_snapshot,
+            )
 
     @torch.no_grad()
-    def edit(self, x: Tensor | None, direction: Tensor, strengths, z: Tensor | None = None,
-             use_ema: bool = True) -> Tensor:
+    def edit(
+        self, x: Tensor | None, direction: Tensor, strengths, z: Tensor | None = None, use_ema: bool = True
+    ) -> Tensor:
         """G(z + a * d) for every image and strength a -> (B, S, C, R, R); z = s * N(E(x)) unless
         given (e.g. from `invert`)."""
         z = self.latent(x, use_ema) if z is None else z.to(self.device)
@@ -477,4 +557,3 @@ class OGAN(pl.LightningModule):
         generator = None if seed is None else torch.Generator().manual_seed(seed)
         z = torch.randn(n, self.z_dim, generator=generator)
         return self.decode(z, use_ema)
-

@@ -20,49 +20,70 @@ def tiny_config(**overrides) -> dict:
     args = [f"{k}={v}" for k, v in overrides.items()]
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
         small = [] if "model" in overrides else ["model.bottom_channels=32"]  # dcgan's width
-        cfg = compose("config", overrides=["dataset=shapes", *small, "model.z_dim=16", "dataset.batch_size=8",
-                                           "logger=none", *args])
+        cfg = compose(
+            "config",
+            overrides=["dataset=shapes", *small, "model.z_dim=16", "dataset.batch_size=8", "logger=none", *args],
+        )
     with open_dict(cfg):
-        cfg.paths = {k: "unused" for k in ("root_dir", "data_dir", "cache_dir", "log_dir", "output_dir")}
+        cfg.paths = dict.fromkeys(("root_dir", "data_dir", "cache_dir", "log_dir", "output_dir"), "unused")
     return OmegaConf.to_container(cfg, resolve=True)
 
 
 @pytest.fixture
 def make_model():
     from ogan_pl import OGAN
+    from ogan_pl.config.recipe import Recipe
 
     def make(seed: int = 0, **overrides) -> OGAN:
         torch.manual_seed(seed)
-        return OGAN(tiny_config(**overrides))
+        return OGAN(Recipe.of_run(tiny_config(**overrides)))
 
     return make
 
 
 def script_env(cwd: Path, env: dict | None = None) -> dict:
     """The environment of a user's run in `cwd`: W&B offline under `cwd`, the repo importable."""
-    return {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": str(cwd),
-            "WANDB_CONFIG_DIR": str(cwd / "wandb_config"), "WANDB_CACHE_DIR": str(cwd / "wandb_cache"),
-            "WANDB_DATA_DIR": str(cwd / "wandb_data"), "WANDB_SILENT": "true",
-            "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore",
-            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), **(env or {})}
+    return {
+        **os.environ,
+        "WANDB_MODE": "offline",
+        "WANDB_DIR": str(cwd),
+        "WANDB_CONFIG_DIR": str(cwd / "wandb_config"),
+        "WANDB_CACHE_DIR": str(cwd / "wandb_cache"),
+        "WANDB_DATA_DIR": str(cwd / "wandb_data"),
+        "WANDB_SILENT": "true",
+        "HYDRA_FULL_ERROR": "0",
+        "PYTHONWARNINGS": "ignore",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        **(env or {}),
+    }
 
 
 def start_in(cwd: Path, script: str, *args: str, env: dict | None = None) -> subprocess.Popen:
     """Start train.py / evaluate.py (or a test script) in `cwd` in the background, output to cwd/out.txt."""
-    out = open(cwd / "out.txt", "a")
-    return subprocess.Popen([sys.executable, str(ROOT / script), *args], cwd=cwd, env=script_env(cwd, env),
-                            stdout=out, stderr=subprocess.STDOUT, text=True)
+    with open(cwd / "out.txt", "a") as out:  # the child writes through its own copy of the handle
+        return subprocess.Popen(
+            [sys.executable, str(ROOT / script), *args],
+            cwd=cwd,
+            env=script_env(cwd, env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
 
 
-def run_in(cwd: Path, script: str, *args: str, check: bool = True, timeout: int = 300,
-           env: dict | None = None) -> subprocess.CompletedProcess:
+def run_in(
+    cwd: Path, script: str, *args: str, check: bool = True, timeout: int = 300, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """Run train.py / evaluate.py (or `-m module`) in `cwd` as a user would, W&B offline under `cwd`."""
     command = [sys.executable, script if script.startswith("-") else str(ROOT / script), *args]
-    proc = subprocess.run(command, cwd=cwd, env=script_env(cwd, env),
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        command, cwd=cwd, env=script_env(cwd, env), capture_output=True, text=True, timeout=timeout, check=False
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"{script} {' '.join(args)} exited {proc.returncode}\n"
-                             f"--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-5000:]}")
+        raise AssertionError(
+            f"{script} {' '.join(args)} exited {proc.returncode}\n"
+            f"--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-5000:]}"
+        )
     return proc
 
 
@@ -108,3 +129,95 @@ def torch_home(torch_home_empty, inception_weights):
     target.parent.mkdir(parents=True)
     target.symlink_to(inception_weights)
     return torch_home_empty
+
+
+#: the module whose `main()` a command line runs
+COMMAND_MODULES = {"train.py": "ogan_pl.run.train", "evaluate.py": "ogan_pl.run.evaluate"}
+
+
+def run_command_here(cwd: Path, script: str, *args: str) -> subprocess.CompletedProcess:
+    """A command line run inside this test process, as its console script would run it: the same
+    `main()` with the same argv, in `cwd`, its stdout, stderr and exit code captured. For tables of
+    refused inputs (each row costs no interpreter start-up); the real process is what `run_in` runs.
+    `script`: train.py, evaluate.py, or "-m" with the module as the first argument."""
+    import contextlib
+    import importlib
+    import io
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    module = args[0] if script == "-m" else COMMAND_MODULES[script]
+    argv = [script if script != "-m" else module, *(args[1:] if script == "-m" else args)]
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    saved_argv, saved_cwd = sys.argv, os.getcwd()
+    sys.argv = argv
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            importlib.import_module(module).main()
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    finally:
+        sys.argv = saved_argv
+        os.chdir(saved_cwd)
+        GlobalHydra.instance().clear()
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+
+
+DIGIT_STEPS = 600
+
+
+def train_digits(paths_dir: Path):
+    """The default run's settings on the built-in digits for DIGIT_STEPS generator iterations (about
+    a minute on 2 cores), seed 0: (the model in eval mode, its resolved config)."""
+    import pytorch_lightning as pl
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf, open_dict
+
+    from ogan_pl import OGAN
+    from ogan_pl.config.recipe import Recipe
+    from ogan_pl.data import DigitsDataModule
+
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["logger=none", f"train.steps={DIGIT_STEPS}"])
+    with open_dict(cfg):
+        cfg.paths = {k: str(paths_dir) for k in ("root_dir", "data_dir", "cache_dir", "log_dir", "output_dir")}
+    config = OmegaConf.to_container(cfg, resolve=True)
+    assert config["dataset"]["_name_"] == "digits"  # the default run
+    torch.manual_seed(0)
+    model = OGAN(Recipe.of_run(config))
+    data = DigitsDataModule(**{k: v for k, v in config["dataset"].items() if k != "_name_"})
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=2 * DIGIT_STEPS,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, datamodule=data)
+    return model.eval(), config
+
+
+@pytest.fixture(scope="session")
+def digits_600(tmp_path_factory):
+    """`train_digits`, trained once per test session: the first worker to ask trains and saves it
+    under the session's temporary root, the others wait on the lock and load it."""
+    import fcntl
+
+    from ogan_pl import OGAN
+    from ogan_pl.config.recipe import Recipe
+
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # shared by this session's workers
+    saved = root / "digits_600.pt"
+    with open(root / "digits_600.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not saved.exists():
+            model, config = train_digits(root / "digits_600")
+            torch.save({"state_dict": model.state_dict(), "config": config, "g_iter": model.g_iter}, saved)
+    stored = torch.load(saved, weights_only=True)
+    model = OGAN(Recipe.of_run(stored["config"]))
+    model.load_state_dict(stored["state_dict"])
+    model.g_iter = stored["g_iter"]
+    return model.eval(), stored["config"]

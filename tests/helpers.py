@@ -1,4 +1,5 @@
 """Test-only callbacks, importable by train.py subprocesses (PYTHONPATH=repo root)."""
+
 import pytorch_lightning as pl
 import torch
 
@@ -40,8 +41,11 @@ class RecordRankState(pl.Callback):
     @staticmethod
     def _grads(pl_module) -> dict:
         # the network being updated: the other one is frozen (requires_grad off) during the step
-        return {n: p.grad.detach().clone() for n, p in pl_module.named_parameters()
-                if p.grad is not None and p.requires_grad}
+        return {
+            n: p.grad.detach().clone()
+            for n, p in pl_module.named_parameters()
+            if p.grad is not None and p.requires_grad
+        }
 
     def on_after_backward(self, trainer, pl_module):
         if len(self.local_grads) < self.n_grad_steps:
@@ -56,10 +60,18 @@ class RecordRankState(pl.Callback):
         self.losses.append({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")})
 
     def on_train_end(self, trainer, pl_module):
-        torch.save({**_state(trainer, pl_module), "rank": trainer.global_rank, "world_size": trainer.world_size,
-                    "image_sums": torch.cat(self.image_sums), "losses": self.losses,
-                    "local_grads": self.local_grads, "applied_grads": self.applied_grads},
-                   f"{self.dirpath}/rank{trainer.global_rank}.pt")
+        torch.save(
+            {
+                **_state(trainer, pl_module),
+                "rank": trainer.global_rank,
+                "world_size": trainer.world_size,
+                "image_sums": torch.cat(self.image_sums),
+                "losses": self.losses,
+                "local_grads": self.local_grads,
+                "applied_grads": self.applied_grads,
+            },
+            f"{self.dirpath}/rank{trainer.global_rank}.pt",
+        )
 
 
 def read_wandb_history(run_file) -> list[dict]:
@@ -78,11 +90,11 @@ def read_wandb_history(run_file) -> list[dict]:
         if left < 7:  # block trailer padding
             pos += left
             continue
-        length, kind = int.from_bytes(data[pos + 4:pos + 6], "little"), data[pos + 6]
+        length, kind = int.from_bytes(data[pos + 4 : pos + 6], "little"), data[pos + 6]
         if kind == 0:  # zero padding up to the next block
             pos += left
             continue
-        chunk = data[pos + 7:pos + 7 + length]
+        chunk = data[pos + 7 : pos + 7 + length]
         pos += 7 + length
         if kind == 1:
             records.append(chunk)
@@ -97,8 +109,9 @@ def read_wandb_history(run_file) -> list[dict]:
         record = wandb_internal_pb2.Record()
         record.ParseFromString(raw)
         if record.WhichOneof("record_type") == "history":
-            rows.append({(item.key or "/".join(item.nested_key)): json.loads(item.value_json)
-                         for item in record.history.item})
+            rows.append(
+                {(item.key or "/".join(item.nested_key)): json.loads(item.value_json) for item in record.history.item}
+            )
     return rows
 
 
@@ -114,8 +127,10 @@ def write_random_inception_weights(path, seed: int = 0):
     import torch_fidelity.feature_extractor_inceptionv3 as tf_inception
 
     torch.manual_seed(seed)
-    with mock.patch.object(tf_inception, "load_state_dict_from_url", lambda *a, **k: {}), \
-            mock.patch.object(tf_inception.FeatureExtractorInceptionV3, "load_state_dict", lambda *a, **k: None):
+    with (
+        mock.patch.object(tf_inception, "load_state_dict_from_url", lambda *a, **k: {}),
+        mock.patch.object(tf_inception.FeatureExtractorInceptionV3, "load_state_dict", lambda *a, **k: None),
+    ):
         net = tf_inception.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
     state = net.state_dict()
     for key, value in state.items():  # He-initialised convs and identity BatchNorm: features neither vanish nor explode

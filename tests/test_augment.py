@@ -1,9 +1,11 @@
 """augment=diffaug: each transform against an independent computation, gradients through it, where
 O-GAN applies it (E and G steps, never reconstructions), and its one-line errors."""
+
 import pytest
 import torch
 
 from ogan_pl.method.augment import DiffAugment, brightness, contrast, cutout, saturation, translation
+from ogan_pl.registry.registries import AUGMENTS
 from ogan_pl.utils.errors import UserError
 
 
@@ -14,7 +16,7 @@ def test_translation_is_an_integer_shift_with_zeros_entering():
     x = torch.randn(16, 2, 8, 8) + 5  # no zeros inside the images
     out = translation(x, 0.25)
     shifts = set()
-    for img, res in zip(x, out):
+    for img, res in zip(x, out, strict=True):
         matches = []
         for dy in range(-2, 3):
             for dx in range(-2, 3):
@@ -33,7 +35,7 @@ def test_cutout_zeroes_one_clipped_square():
     torch.manual_seed(1)
     x = torch.randn(32, 3, 10, 10) + 5
     out = cutout(x, 0.4)  # squares of 4 x 4, clipped at the border
-    for img, res in zip(x, out):
+    for img, res in zip(x, out, strict=True):
         zero = (res == 0).all(0)
         assert (res[:, ~zero] == img[:, ~zero]).all()
         rows, cols = zero.any(1).nonzero().flatten(), zero.any(0).nonzero().flatten()
@@ -72,12 +74,18 @@ def test_diffaug_is_differentiable_and_random_per_image():
     assert not torch.equal(same[0], same[1])
 
 
-@pytest.mark.parametrize("kwargs, key", [({"policy": "color,rotate"}, "augment.policy"), ({"policy": ""}, "augment.policy"),
-                                         ({"cutout_ratio": 1.5}, "augment.cutout_ratio"),
-                                         ({"rho_on": "both"}, "augment.rho_on")])
+@pytest.mark.parametrize(
+    "kwargs, key",
+    [
+        ({"policy": "color,rotate"}, "augment.policy"),
+        ({"policy": ""}, "augment.policy"),
+        ({"cutout_ratio": 1.5}, "augment.cutout_ratio"),
+        ({"rho_on": "both"}, "augment.rho_on"),
+    ],
+)
 def test_bad_settings_are_one_line_errors(kwargs, key):
     with pytest.raises(UserError, match=key):
-        DiffAugment(**kwargs)
+        AUGMENTS.build({"_name_": "diffaug", **kwargs}, "augment")
 
 
 class Spy:
@@ -100,7 +108,7 @@ def test_oganmodule_augments_what_e_sees_in_training_only(make_model, update, rh
     model.augment = spy = Spy(model.augment)
     x, z = torch.rand(8, 3, 32, 32) * 2 - 1, torch.randn(8, 16)
     if update == "joint":
-        loss, stats = model.joint_objective(x, z, step=0)
+        loss, _stats = model.joint_objective(x, z, step=0)
         assert spy.calls == 2  # the reals, and one draw for both copies of the fakes
     else:
         model.encoder_objective(x, z, step=0)
@@ -145,7 +153,7 @@ def test_draws_follow_the_iteration_not_the_global_rng(make_model):
     """A's draws come from the per-iteration generator of the noise: the same generator iteration
     augments the same way whatever the global RNG did (so a resumed run augments as an
     uninterrupted one), and the next iteration differently."""
-    model = make_model(**{"augment": "diffaug"})
+    model = make_model(augment="diffaug")
     x = torch.rand(8, 3, 32, 32) * 2 - 1
     model.g_iter = 5
     model._seed_noise()

@@ -1,8 +1,9 @@
 """Atomic checkpoint writes: a save that dies half-way leaves the previous file intact."""
+
 import pytest
 import torch
 
-from ogan_pl.callbacks import AtomicCheckpointIO
+from ogan_pl.checkpoints import AtomicCheckpointIO
 
 
 def test_failed_save_keeps_previous_checkpoint(tmp_path, monkeypatch):

@@ -1,4 +1,5 @@
 """The built-in digits, the domain classifier and the classifier-based metrics."""
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -63,8 +64,7 @@ def test_kid_equals_numpy_unbiased_mmd():
     k = lambda p, q: (p @ q.T / 5 + 1) ** 3  # noqa: E731
     m = 50
     kxx, kyy, kxy = k(x, x), k(y, y), k(x, y)
-    want = ((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
-            - 2 * kxy.mean())
+    want = (kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.mean()
     assert got == pytest.approx(want, rel=1e-9) and std == 0
 
 
@@ -88,7 +88,7 @@ def test_classifier_learns_digits_and_its_cache_is_refused_when_corrupt_or_misma
     assert not record["cached"] and record["holdout_accuracy"] > 0.7  # 1 epoch of a tiny CNN (measured 0.81)
     again, record2 = load_or_train(dm, tmp_path, FAST)
     assert record2["cached"] and record2["holdout_accuracy"] == record["holdout_accuracy"]
-    for a, b in zip(model.state_dict().values(), again.state_dict().values()):
+    for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     path = cache_path(tmp_path, cache_key(dm, FAST))
 
@@ -106,6 +106,7 @@ def test_classifier_learns_digits_and_its_cache_is_refused_when_corrupt_or_misma
     class Payload:
         def __reduce__(self):
             import os
+
             return os.system, (f"touch {tmp_path / 'PWNED'}",)
 
     torch.save({"key": cache_key(dm, FAST), "state_dict": Payload()}, path)

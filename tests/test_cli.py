@@ -1,8 +1,10 @@
 """train.py and evaluate.py end to end, run as a user runs them (subprocess, CPU, tiny configs)."""
+
 import csv
-import os
+import importlib.util
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +13,22 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_command_here
 from tests.helpers import read_wandb_history
 
-TINY = ["dataset=shapes", "~callbacks.quality", "model.bottom_channels=32", "model.z_dim=16", "dataset.batch_size=8", "dataset.size=64",
-        "dataset.holdout_size=16", "train.steps=4", "callbacks.images.every_n_steps=2",
-        "callbacks.checkpoint.every_n_steps=2", "trainer.log_every_n_steps=1"]
+TINY = [
+    "dataset=shapes",
+    "~callbacks.quality",
+    "model.bottom_channels=32",
+    "model.z_dim=16",
+    "dataset.batch_size=8",
+    "dataset.size=64",
+    "dataset.holdout_size=16",
+    "train.steps=4",
+    "callbacks.images.every_n_steps=2",
+    "callbacks.checkpoint.every_n_steps=2",
+    "trainer.log_every_n_steps=1",
+]
 
 
 def read_csv_metrics(run: Path) -> list[dict]:
@@ -54,11 +66,21 @@ def test_train_default_logger_writes_checkpoints_grids_and_offline_wandb(run_scr
     assert image_steps == [2, 4]
 
 
-@pytest.mark.parametrize("overrides", [
-    ["loss=hinge"], ["loss=wgan_gp"], ["loss=nsgan", "loss.r1_gamma=1.0"], ["loss=lsgan"], ["loss=rpgan"],
-    ["model=dcgan_sm"], ["ogan.disc_head=linear", "optim=adam"], ["train.update=joint"],
-    ["train.n_critic=2", "ogan.ema_decay=0"],
-], ids=lambda o: ",".join(o))
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["loss=hinge"],
+        ["loss=wgan_gp"],
+        ["loss=nsgan", "loss.r1_gamma=1.0"],
+        ["loss=lsgan"],
+        ["loss=rpgan"],
+        ["model=dcgan_sm"],
+        ["ogan.disc_head=linear", "optim=adam"],
+        ["train.update=joint"],
+        ["train.n_critic=2", "ogan.ema_decay=0"],
+    ],
+    ids=lambda o: ",".join(o),
+)
 def test_train_variants(run_script, tmp_path, overrides):
     """Each loss, model and update scheme end to end: checkpoint, grids, and an offline W&B run."""
     run_script("train.py", *TINY, "hydra.run.dir=run", *overrides)
@@ -103,8 +125,15 @@ def test_resume_restores_counter_ema_and_optimizer_state(run_script, tmp_path):
     ckpt_path = tmp_path / "first" / "checkpoints" / "last.ckpt"
     saved = torch.load(ckpt_path, weights_only=True)
     record = tmp_path / "state_at_start.pt"
-    run_script("train.py", *TINY, "logger=csv", "hydra.run.dir=second", f"ckpt_path={ckpt_path}",
-               "+callbacks.record._target_=tests.helpers.RecordStateAtStart", f"+callbacks.record.path={record}")
+    run_script(
+        "train.py",
+        *TINY,
+        "logger=csv",
+        "hydra.run.dir=second",
+        f"ckpt_path={ckpt_path}",
+        "+callbacks.record._target_=tests.helpers.RecordStateAtStart",
+        f"+callbacks.record.path={record}",
+    )
     restored = torch.load(record, weights_only=True)
     assert restored["g_iter"] == saved["ogan"]["g_iter"] == 2
     assert restored["images_seen"] == saved["ogan"]["images_seen"]
@@ -113,7 +142,7 @@ def test_resume_restores_counter_ema_and_optimizer_state(run_script, tmp_path):
     assert ema_keys
     for key, value in saved["state_dict"].items():
         assert torch.equal(restored["state_dict"][key], value), key
-    for got, want in zip(restored["optimizer_states"], saved["optimizer_states"]):
+    for got, want in zip(restored["optimizer_states"], saved["optimizer_states"], strict=True):
         for pid, state in want["state"].items():
             for name, tensor in state.items():
                 assert torch.equal(torch.as_tensor(got["state"][pid][name]), torch.as_tensor(tensor)), (pid, name)
@@ -125,8 +154,15 @@ def test_resume_restores_counter_ema_and_optimizer_state(run_script, tmp_path):
 
 def test_evaluate_reproduces_the_training_grids(run_script, tmp_path):
     run_script("train.py", *TINY, "logger=none", "hydra.run.dir=run")
-    proc = run_script("evaluate.py", "ckpt=run/checkpoints/last.ckpt", "grids=true", "metrics.names=[encoder]",
-                      "metrics.encoder.n_rho=64", "metrics.encoder.n_probe_train=32", "hydra.run.dir=eval")
+    proc = run_script(
+        "evaluate.py",
+        "ckpt=run/checkpoints/last.ckpt",
+        "grids=true",
+        "metrics.names=[encoder]",
+        "metrics.encoder.n_rho=64",
+        "metrics.encoder.n_probe_train=32",
+        "hydra.run.dir=eval",
+    )
     assert "samples:" in proc.stdout and "recon/psnr" in proc.stdout
     for name in ("samples", "reconstructions", "interpolations"):
         from_eval = np.asarray(Image.open(tmp_path / "eval" / f"{name}.png"))
@@ -142,38 +178,83 @@ def test_multirun_gives_one_wandb_run_per_job(run_script, tmp_path):
     assert weights == [0, 0.5]
 
 
-@pytest.mark.parametrize("script,args,message", [
-    ("train.py", ["dataset.resolution=48"], "dataset.resolution=48 must be a power of two"),
-    ("train.py", ["model.bottom_channels=33"], "model.bottom_channels=33 must be an integer divisible by 2^2"),
-    ("train.py", ["model.kernel_size=2"], "model.kernel_size=2 must be an integer >= 3"),
-    ("train.py", ["loss._name_=nope"], "loss._name_: unknown loss 'nope'; registered: gan_qp, hinge"),
-    ("train.py", ["+loss.gamma=1"], "loss.gamma: loss 'gan_qp' has no argument 'gamma'; it takes: corr_weight"),
-    ("evaluate.py", ["ckpt=.", "metrics.names=[nope]"], "metrics.nope._name_: unknown metric 'nope'"),
-    ("evaluate.py", ["ckpt=."], "checkpoint . is a directory"),
-    ("train.py", ["loss=foo"], "unknown loss 'foo'; choose one of: gan_qp, hinge, lsgan, nsgan, rpgan, wgan_gp"),
-    ("train.py", ["loss.corr_weight=-1"], "loss.corr_weight=-1"),
-    ("train.py", ["loss.corr_factor_e=-1"], "loss.corr_factor_e=-1"),
-    ("train.py", ["loss.corr_on=encoder"], "replaced by loss.corr_factor_g (loss.corr_on=encoder is loss.corr_factor_g=0)"),
-    ("train.py", ["dataset=image_folder"], "dataset.root is not set"),
-    ("train.py", ["dataset=image_folder", "dataset.root=/no/such/dir"], "dataset.root=/no/such/dir does not exist"),
-    ("train.py", ["trainer.max_steps=100"], "set the training length in generator iterations with train.steps"),
-    ("train.py", ["train.update=both"], "train.update='both' must be one of"),
-    ("train.py", ["callbacks.images.every_n_steps=0"], "callbacks.images.every_n_steps must be >= 1, got 0"),
-    ("train.py", ["callbacks=fid", "callbacks.fid.n_samples=1"], "callbacks.fid.n_samples must be >= 2, got 1"),
-    ("evaluate.py", [], "ckpt has no value: add ckpt=... to the command line"),
-    ("-m", ["ogan_pl.tools.invert", "ckpt=a.ckpt", "input=in"], "output has no value: add output=..."),
-    ("-m", ["ogan_pl.tools.invert"], "ckpt, input, output have no value: add ckpt=... input=... output=..."),
-    ("-m", ["ogan_pl.tools.edit", "ckpt=a.ckpt", "input=in"], "directions, output have no value"),
-    ("-m", ["ogan_pl.tools.directions", "ckpt=a.ckpt"], "output has no value"),
-    ("-m", ["ogan_pl.tools.directions", "ckpt=a.ckpt", "output=."], "output=. is a folder or a device; give the directions file's"),
-    ("-m", ["ogan_pl.tools.directions", "ckpt=a.ckpt", "output=/dev/null"], "output=/dev/null is a folder or a device"),
-    ("-m", ["ogan_pl.tools.edit", "ckpt=a.ckpt", "directions=d.pt", "output=/dev/null/x"],
-     "output=/dev/null/x: cannot write there (/dev/null is a file, not a folder)"),
-    ("-m", ["ogan_pl.tools.directions", "ckpt=a.ckpt", "output=/dev/null/d.pt"], "/dev/null is a file, not a folder"),
-    ("evaluate.py", ["ckpt=missing.ckpt"], "checkpoint missing.ckpt not found"),
-])
-def test_bad_input_is_one_line_and_exit_code_2(run_script, script, args, message):
-    proc = run_script(script, *args, "hydra.run.dir=run", check=False, timeout=60)
+@pytest.mark.parametrize(
+    "script,args,message",
+    [
+        ("train.py", ["dataset.resolution=48"], "dataset.resolution=48 must be a power of two"),
+        ("train.py", ["model.bottom_channels=33"], "model.bottom_channels=33 must be an integer divisible by 2^2"),
+        ("train.py", ["model.kernel_size=2"], "model.kernel_size=2 must be an integer >= 3"),
+        ("train.py", ["loss._name_=nope"], "loss._name_: unknown loss 'nope'; registered: gan_qp, hinge"),
+        ("train.py", ["+loss.gamma=1"], "loss.gamma: loss 'gan_qp' has no argument 'gamma'; it takes: corr_weight"),
+        ("evaluate.py", ["ckpt=.", "metrics.names=[nope]"], "metrics.nope._name_: unknown metric 'nope'"),
+        ("evaluate.py", ["ckpt=."], "checkpoint . is a directory"),
+        ("train.py", ["loss=foo"], "unknown loss 'foo'; choose one of: gan_qp, hinge, lsgan, nsgan, rpgan, wgan_gp"),
+        ("train.py", ["loss.corr_weight=-1"], "loss.corr_weight=-1"),
+        ("train.py", ["loss.corr_factor_e=-1"], "loss.corr_factor_e=-1"),
+        (
+            "train.py",
+            ["loss.corr_on=encoder"],
+            "replaced by loss.corr_factor_g (loss.corr_on=encoder is loss.corr_factor_g=0)",
+        ),
+        ("train.py", ["dataset=image_folder"], "dataset.root is not set"),
+        ("train.py", ["dataset=image_folder", "dataset.root=/no/such/dir"], "dataset.root=/no/such/dir does not exist"),
+        ("train.py", ["trainer.max_steps=100"], "set the training length in generator iterations with train.steps"),
+        ("train.py", ["train.update=both"], "train.update='both' must be one of"),
+        ("train.py", ["callbacks.images.every_n_steps=0"], "callbacks.images.every_n_steps=0 must be an integer >= 1"),
+        (
+            "train.py",
+            ["callbacks=fid", "callbacks.fid.n_samples=1"],
+            "callbacks.fid.n_samples=1 must be an integer >= 2",
+        ),
+        ("evaluate.py", [], "ckpt has no value: add ckpt=... to the command line"),
+        ("-m", ["ogan_pl.tools.invert", "ckpt=a.ckpt", "input=in"], "output has no value: add output=..."),
+        ("-m", ["ogan_pl.tools.invert"], "ckpt, input, output have no value: add ckpt=... input=... output=..."),
+        ("-m", ["ogan_pl.tools.edit", "ckpt=a.ckpt", "input=in"], "directions, output have no value"),
+        ("-m", ["ogan_pl.tools.directions", "ckpt=a.ckpt"], "output has no value"),
+        (
+            "-m",
+            ["ogan_pl.tools.directions", "ckpt=a.ckpt", "output=."],
+            "output=. is a folder or a device; give the directions file's",
+        ),
+        (
+            "-m",
+            ["ogan_pl.tools.directions", "ckpt=a.ckpt", "output=/dev/null"],
+            "output=/dev/null is a folder or a device",
+        ),
+        (
+            "-m",
+            ["ogan_pl.tools.edit", "ckpt=a.ckpt", "directions=d.pt", "output=/dev/null/x"],
+            "output=/dev/null/x: cannot write there (/dev/null is a file, not a folder)",
+        ),
+        (
+            "-m",
+            ["ogan_pl.tools.directions", "ckpt=a.ckpt", "output=/dev/null/d.pt"],
+            "/dev/null is a file, not a folder",
+        ),
+        ("evaluate.py", ["ckpt=missing.ckpt"], "checkpoint missing.ckpt not found"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, script, args, message):
+    """Each row run in this process (run_command_here); test_refusals_from_a_real_process runs
+    one row of each command as its own process."""
+    proc = run_command_here(tmp_path, script, *args, "hydra.run.dir=run")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    assert lines[-1].startswith("error: ") and message in lines[-1], proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "script,args,message",
+    [
+        ("train.py", ["loss.corr_weight=-1"], "loss.corr_weight=-1 must be a finite number >= 0"),
+        ("evaluate.py", ["ckpt=missing.ckpt"], "checkpoint missing.ckpt not found"),
+        ("-m", ["ogan_pl.tools.invert", "ckpt=a.ckpt", "input=in"], "output has no value: add output=..."),
+    ],
+)
+def test_refusals_from_a_real_process(run_script, script, args, message):
+    """As a user meets them: the process exits 2 with one error line, no traceback."""
+    proc = run_script(script, *args, "hydra.run.dir=run", check=False, timeout=120)
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
     assert lines[-1].startswith("error: ") and message in lines[-1], proc.stderr[-2000:]
@@ -202,18 +283,21 @@ def test_checkpoint_with_pickle_payload_is_refused_and_does_not_run(run_script, 
 
 def test_empty_image_folder_is_one_line_error(run_script, tmp_path):
     (tmp_path / "empty").mkdir()
-    proc = run_script("train.py", "dataset=image_folder", f"dataset.root={tmp_path / 'empty'}", "hydra.run.dir=run",
-                      check=False, timeout=60)
+    proc = run_script(
+        "train.py",
+        "dataset=image_folder",
+        f"dataset.root={tmp_path / 'empty'}",
+        "hydra.run.dir=run",
+        check=False,
+        timeout=60,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "no images" in proc.stderr.strip().splitlines()[-1]
 
 
 def test_missing_tensorboard_is_one_line_error(run_script):
-    try:
-        import tensorboard  # noqa: F401
+    if importlib.util.find_spec("tensorboard") is not None:
         pytest.skip("tensorboard is installed, so logger=tensorboard works")
-    except ImportError:
-        pass
     proc = run_script("train.py", "logger=tensorboard", "hydra.run.dir=run", check=False, timeout=60)
     assert proc.returncode == 2 and "needs the tensorboard package" in proc.stderr.strip().splitlines()[-1]
 
@@ -221,9 +305,16 @@ def test_missing_tensorboard_is_one_line_error(run_script):
 def test_default_run_trains_on_the_builtin_digits_and_ends_with_a_summary(run_script, tmp_path):
     """`python train.py` as `make train` runs it (shortened): real digits, classifier metrics during
     training, and the closing lines with their real-data references."""
-    proc = run_script("train.py", "train.steps=20", "callbacks.quality.every_n_steps=10",
-                      "callbacks.quality.n_samples=200", "metrics.classifier.epochs=1", "logger=none",
-                      "callbacks.summary.n_rho=200", "hydra.run.dir=run")
+    proc = run_script(
+        "train.py",
+        "train.steps=20",
+        "callbacks.quality.every_n_steps=10",
+        "callbacks.quality.n_samples=200",
+        "metrics.classifier.epochs=1",
+        "logger=none",
+        "callbacks.summary.n_rho=200",
+        "hydra.run.dir=run",
+    )
     config = OmegaConf.load(tmp_path / "run" / "config.yaml")
     assert config.dataset._name_ == "digits" and config.model.z_dim == 32 and config.model.bottom_channels == 64
     out = proc.stdout
@@ -236,6 +327,7 @@ def test_default_run_trains_on_the_builtin_digits_and_ends_with_a_summary(run_sc
     protocol = lines[-1]["protocol"]
     assert protocol["classifier"]["holdout_accuracy"] > 0.5 and protocol["reference"]["is_classifier"] > 5
     from PIL import Image
+
     grid = Image.open(tmp_path / "run" / "images" / "samples_0000020.png")
     assert grid.size[0] >= 8 * 64  # 32 px digits upscaled to 64 px cells
 
@@ -243,22 +335,44 @@ def test_default_run_trains_on_the_builtin_digits_and_ends_with_a_summary(run_sc
 def test_equal_time_budget_run_ends_with_scores_in_its_result(run_script, tmp_path):
     """experiment=digits_budget (the equal-time tables of docs/results.md): the wall-clock budget ends the run,
     then the classifier metrics and rho land in result.json, which `ogan-sweep-summary` reads."""
-    run_script("train.py", "experiment=digits_budget", "trainer.max_time=00:00:00:03", "model.bottom_channels=16",
-               "callbacks.quality.n_samples=200", "metrics.classifier.epochs=1", "callbacks.summary.n_rho=200",
-               "metrics.ppl_classifier.n_paths=100", "hydra.run.dir=run", timeout=240)
+    run_script(
+        "train.py",
+        "experiment=digits_budget",
+        "trainer.max_time=00:00:00:03",
+        "model.bottom_channels=16",
+        "callbacks.quality.n_samples=200",
+        "metrics.classifier.epochs=1",
+        "callbacks.summary.n_rho=200",
+        "metrics.ppl_classifier.n_paths=100",
+        "hydra.run.dir=run",
+        timeout=240,
+    )
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert 0 < result["g_iter"] < 1000000
     metrics = result["metrics"]
-    for key in ("metrics/recon_classifier_accuracy", "metrics/is_classifier", "metrics/fd_classifier",
-                "metrics/encoder/rho", "metrics/ppl_classifier", "metrics/ppl_classifier_encoder"):
+    for key in (
+        "metrics/recon_classifier_accuracy",
+        "metrics/is_classifier",
+        "metrics/fd_classifier",
+        "metrics/encoder/rho",
+        "metrics/ppl_classifier",
+        "metrics/ppl_classifier_encoder",
+    ):
         assert math.isfinite(metrics[key]), key
     for name in ("precision", "recall", "coverage"):
         assert 0 <= metrics[f"metrics/prdc_classifier_{name}"] <= 1, name
     assert metrics["metrics/prdc_classifier_density"] >= 0
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
     # re-run from the checkpoint: the same samples give the same numbers, with the protocol in the line
-    run_script("evaluate.py", "ckpt=run/checkpoints/last.ckpt", "metrics.names=[prdc_classifier]", "metrics.n_fake=200",
-               "metrics.classifier.epochs=1", "hydra.run.dir=eval", timeout=240)
+    run_script(
+        "evaluate.py",
+        "ckpt=run/checkpoints/last.ckpt",
+        "metrics.names=[prdc_classifier]",
+        "metrics.n_fake=200",
+        "metrics.classifier.epochs=1",
+        "hydra.run.dir=eval",
+        timeout=240,
+    )
     line = json.loads((tmp_path / "run" / "checkpoints" / "metrics.jsonl").read_text().splitlines()[-1])
     assert line["metrics"]["prdc_classifier_precision"] == metrics["metrics/prdc_classifier_precision"]
     assert line["protocol"]["prdc_classifier"]["k_precision_recall"] == 3

@@ -1,12 +1,13 @@
 """Config composition details users rely on."""
+
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf, open_dict
 
 from ogan_pl.run.setup import register_resolvers
+from tests.conftest import ROOT
 
 register_resolvers()  # as every command does before it composes the config
-from tests.conftest import ROOT
 
 
 def wandb_offline() -> bool:
@@ -27,17 +28,28 @@ def test_wandb_is_offline_unless_the_user_opts_in(monkeypatch, mode, offline):
 def test_every_config_group_option_composes_and_names_registered_parts():
     """Every option of every group composes, and every part it names passes the registry checks
     (check_parts: registered name, known arguments, the architecture's own rules)."""
-    from ogan_pl.parts.checks import check_parts
+    from ogan_pl.config.checks import check_parts
 
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        for group in ("model", "loss", "augment", "optim", "dataset", "trainer", "logger", "callbacks", "metrics",
-                      "experiment", "debug"):
+        for group in (
+            "model",
+            "loss",
+            "augment",
+            "optim",
+            "dataset",
+            "trainer",
+            "logger",
+            "callbacks",
+            "metrics",
+            "experiment",
+            "debug",
+        ):
             for option in sorted((ROOT / "conf" / group).glob("*.yaml")):
                 if option.stem.startswith("_"):  # a base of the group's options
                     continue
                 cfg = compose("config", overrides=[f"{group}={option.stem}"], return_hydra_config=False)
                 with open_dict(cfg):
-                    cfg.paths = {k: "unused" for k in ("root_dir", "data_dir", "cache_dir", "log_dir", "output_dir")}
+                    cfg.paths = dict.fromkeys(("root_dir", "data_dir", "cache_dir", "log_dir", "output_dir"), "unused")
                 check_parts(cfg)
                 assert cfg.train.steps >= 1, (group, option.stem)
         for name in ("evaluate", "bench"):
@@ -56,19 +68,34 @@ def _python_defaults(cls) -> dict:
     return out
 
 
-@pytest.mark.parametrize("group,option", [
-    ("model", "dcgan"), ("loss", "gan_qp"), ("loss", "hinge"), ("loss", "wgan_gp"), ("loss", "nsgan"),
-    ("loss", "lsgan"), ("loss", "rpgan"), ("model", "resnet"), ("augment", "diffaug"),
-    ("dataset", "shapes"), ("dataset", "image_folder"), ("dataset", "mnist"),
-    ("dataset", "cifar10"), ("callbacks", "default"), ("callbacks", "fid"), ("metrics", "default"),
-])
+@pytest.mark.parametrize(
+    "group,option",
+    [
+        ("model", "dcgan"),
+        ("loss", "gan_qp"),
+        ("loss", "hinge"),
+        ("loss", "wgan_gp"),
+        ("loss", "nsgan"),
+        ("loss", "lsgan"),
+        ("loss", "rpgan"),
+        ("model", "resnet"),
+        ("augment", "diffaug"),
+        ("dataset", "shapes"),
+        ("dataset", "image_folder"),
+        ("dataset", "mnist"),
+        ("dataset", "cifar10"),
+        ("callbacks", "default"),
+        ("callbacks", "fid"),
+        ("metrics", "default"),
+    ],
+)
 def test_python_defaults_agree_with_the_yaml(group, option):
     """A part's base YAML and its class's constructor defaults say the same thing (no second truth):
     every literal value in the YAML equals the Python default where the class has one."""
     import importlib
 
-    from ogan_pl.parts.plugins import load_plugins
-    from ogan_pl.parts.registry import REGISTRIES
+    from ogan_pl.registry.plugins import load_plugins
+    from ogan_pl.registry.registries import REGISTRIES
 
     load_plugins()
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
@@ -78,7 +105,9 @@ def test_python_defaults_agree_with_the_yaml(group, option):
     if group == "metrics":  # each metric's options node
         from ogan_pl.metrics.domain_classifier import ClassifierSpec
 
-        nodes = {name: (REGISTRIES["metrics"].get(name), node[name]) for name in ("kid", "is", "encoder", "kid_classifier")}
+        nodes = {
+            name: (REGISTRIES["metrics"].get(name), node[name]) for name in ("kid", "is", "encoder", "kid_classifier")
+        }
         nodes["classifier"] = (ClassifierSpec, node["classifier"])
     elif group == "callbacks":
         nodes = {}

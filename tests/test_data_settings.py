@@ -1,11 +1,12 @@
 """Settings that follow the data (ogan_pl/parts/data_settings.py): the same for a folder of 32 px
 images as for the built-in digits, the paper's reference values in the paper's experiments, and the
 one line a run prints about them."""
+
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from ogan_pl.parts.data_settings import chosen_keys, settings_line
+from ogan_pl.config.data_settings import chosen_keys, settings_line
 from tests.conftest import ROOT
 
 SIZED = ("model", "optim", "ogan", "loss", "train")
@@ -23,8 +24,13 @@ def sections(cfg) -> dict:
 @pytest.mark.parametrize("model", ["dcgan", "dcgan_sm", "resnet"])
 def test_a_32px_image_folder_gets_the_settings_of_the_built_in_digits(model):
     digits = composed(f"model={model}")
-    folder = composed(f"model={model}", "dataset=image_folder", "dataset.root=my_digits", "dataset.resolution=32",
-                      "dataset.channels=1")
+    folder = composed(
+        f"model={model}",
+        "dataset=image_folder",
+        "dataset.root=my_digits",
+        "dataset.resolution=32",
+        "dataset.channels=1",
+    )
     assert sections(folder) == sections(digits)
     got = sections(digits)
     assert (got["model"]["z_dim"], got["optim"]["lr"], got["ogan"]["ema_decay"]) == (32, 4e-4, 0.99)
@@ -37,22 +43,54 @@ def test_the_rule_follows_the_resolution_not_the_name():
     at64 = sections(composed("dataset=image_folder", "dataset.root=x"))  # image_folder's 64 px
     assert (at64["model"]["bottom_channels"], at64["model"]["z_dim"], at64["optim"]["lr"]) == (128, 32, 4e-4)
     at128 = sections(composed("dataset=image_folder", "dataset.root=x", "dataset.resolution=128"))
-    assert (at128["model"]["bottom_channels"], at128["model"]["z_dim"], at128["optim"]["lr"],
-            at128["ogan"]["ema_decay"]) == (None, 128, 1e-4, 0.999)
+    assert (
+        at128["model"]["bottom_channels"],
+        at128["model"]["z_dim"],
+        at128["optim"]["lr"],
+        at128["ogan"]["ema_decay"],
+    ) == (None, 128, 1e-4, 0.999)
     shapes = sections(composed("dataset=shapes"))
     assert {k: shapes["model"][k] for k in ("z_dim", "bottom_channels")} == {"z_dim": 32, "bottom_channels": 64}
 
 
 #: the paper's scripts (docs/method.md, "Reference architectures"): what each experiment must resolve to
-PAPER = {"resolution": 128, "batch": 64, "z_dim": 128, "lr": 1e-4, "ema": 0.999, "lambda": 0.5, "steps": 100000,
-         "model": "dcgan", "kernel": 5, "self_modulated": False}
+PAPER = {
+    "resolution": 128,
+    "batch": 64,
+    "z_dim": 128,
+    "lr": 1e-4,
+    "ema": 0.999,
+    "lambda": 0.5,
+    "steps": 100000,
+    "model": "dcgan",
+    "kernel": 5,
+    "self_modulated": False,
+}
 
 
-@pytest.mark.parametrize("experiment, reference", [
-    ("celeba_hq_128", PAPER), ("ffhq_128", PAPER), ("lsun_church_128", PAPER), ("lsun_bedroom_128", PAPER),
-    ("celeba_hq_256_sm", {**PAPER, "resolution": 256, "batch": 48, "z_dim": 256, "lambda": 1.0, "steps": 150000,
-                          "model": "dcgan", "kernel": 4, "self_modulated": True}),
-])
+@pytest.mark.parametrize(
+    "experiment, reference",
+    [
+        ("celeba_hq_128", PAPER),
+        ("ffhq_128", PAPER),
+        ("lsun_church_128", PAPER),
+        ("lsun_bedroom_128", PAPER),
+        (
+            "celeba_hq_256_sm",
+            {
+                **PAPER,
+                "resolution": 256,
+                "batch": 48,
+                "z_dim": 256,
+                "lambda": 1.0,
+                "steps": 150000,
+                "model": "dcgan",
+                "kernel": 4,
+                "self_modulated": True,
+            },
+        ),
+    ],
+)
 def test_the_papers_experiments_keep_the_reference_values(experiment, reference):
     cfg = composed(f"experiment={experiment}")
     c = sections(cfg)  # not dataset: its root is under hydra's run dir, set only in a run
@@ -69,15 +107,17 @@ def test_the_papers_experiments_keep_the_reference_values(experiment, reference)
     assert (loss["corr_type"], loss["corr_warmup"], loss["corr_every"]) == ("pearson", 0, 1)
     assert (loss["corr_factor_e"], loss["corr_factor_g"]) == (1.0, 1.0)
     # and they hold their z, lr and EMA themselves: a change to the rule cannot move them
-    by_rule, by_config = chosen_keys(cfg)
+    _by_rule, by_config = chosen_keys(cfg)
     assert {"model.z_dim", "optim.lr", "ogan.ema_decay", "loss.corr_factor_e"} <= set(by_config)
 
 
 def test_settings_line_says_what_was_chosen_and_why():
     line = settings_line(composed(), train_images=9000)
-    assert line.startswith("settings: 32 px, 1 channel, 9,000 training images -> the small-image settings "
-                           "(resolution <= 64): model.z_dim=32 model.bottom_channels=64 optim.lr=0.0004 "
-                           "ogan.ema_decay=0.99")
+    assert line.startswith(
+        "settings: 32 px, 1 channel, 9,000 training images -> the small-image settings "
+        "(resolution <= 64): model.z_dim=32 model.bottom_channels=64 optim.lr=0.0004 "
+        "ogan.ema_decay=0.99"
+    )
     assert "set by the config" not in line
     line = settings_line(composed("model.z_dim=64", "dataset=shapes"))
     assert "3 channels -> the small-image settings" in line

@@ -1,4 +1,5 @@
 """The datasets, the decode-once cache and bad input, on fixtures the tests write (no network)."""
+
 import io
 import logging
 import os
@@ -50,7 +51,7 @@ def write_folder(root, n_clean: int = 10, bad: bool = True):
         (root / "empty.png").write_bytes(b"")
         buffer = io.BytesIO()
         picture(64, 64, 105).save(buffer, "JPEG")
-        (root / "truncated.jpg").write_bytes(buffer.getvalue()[:len(buffer.getvalue()) // 2])
+        (root / "truncated.jpg").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
     return root
 
 
@@ -69,8 +70,18 @@ def write_lmdb(path, n: int = 12, garbage: int = 0):
 
 
 def folder_module(root, cache_dir, **kwargs) -> ImageFolderDataModule:
-    return ImageFolderDataModule(**{"root": str(root), "resolution": 16, "batch_size": 4, "holdout_size": 2,
-                                    "cache": True, "cache_dir": str(cache_dir), "num_workers": 0, **kwargs})
+    return ImageFolderDataModule(
+        **{
+            "root": str(root),
+            "resolution": 16,
+            "batch_size": 4,
+            "holdout_size": 2,
+            "cache": True,
+            "cache_dir": str(cache_dir),
+            "num_workers": 0,
+            **kwargs,
+        }
+    )
 
 
 def all_images(dataset) -> torch.Tensor:
@@ -246,8 +257,11 @@ def test_sigterm_to_the_process_group_during_a_cache_build_leaves_no_temporary_f
 
     root = write_folder(tmp_path / "imgs", n_clean=40, bad=False)
     folder = tmp_path / "cache" / "images"
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_BUILD, str(root), str(tmp_path / "cache")],
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_BUILD, str(root), str(tmp_path / "cache")],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        start_new_session=True,
+    )
     deadline = time.time() + 60
     while not list(folder.glob(".*.tmp")) and time.time() < deadline:
         time.sleep(0.05)
@@ -261,8 +275,11 @@ def test_sigterm_to_the_process_group_during_a_cache_build_leaves_no_temporary_f
 def test_a_temporary_file_left_by_a_killed_build_is_removed_by_the_next(tmp_path):
     root = write_folder(tmp_path / "imgs", n_clean=3, bad=False)
     source, pre = FolderSource(root), Preprocess(16)
-    key = {"version": cache_module.FORMAT_VERSION, "source": cache_module.source_identity(source),
-           "preprocess": pre.key()}
+    key = {
+        "version": cache_module.FORMAT_VERSION,
+        "source": cache_module.source_identity(source),
+        "preprocess": pre.key(),
+    }
     array_path, _ = cache_module.cache_paths(tmp_path / "cache", key)
     array_path.parent.mkdir(parents=True)
     dead = subprocess_pid_that_has_exited()
@@ -293,11 +310,14 @@ def test_float_images_are_scaled_by_their_range(tmp_path):
         assert (decoded.int() - expected.int()).abs().max() <= 1, name
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"crop_size": 0}, "dataset.crop_size=0 must be a positive number of pixels"),
-    ({"crop_size": -8}, "dataset.crop_size=-8 must be a positive number of pixels"),
-    ({"root": ""}, "dataset.root is empty"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"crop_size": 0}, "dataset.crop_size=0 must be a positive number of pixels"),
+        ({"crop_size": -8}, "dataset.crop_size=-8 must be a positive number of pixels"),
+        ({"root": ""}, "dataset.root is empty"),
+    ],
+)
 def test_impossible_folder_settings_are_refused(tmp_path, kwargs, message):
     with pytest.raises(UserError, match=re.escape(message)):
         folder_module(kwargs.pop("root", tmp_path), tmp_path / "cache", **kwargs)
@@ -323,8 +343,17 @@ def test_fewer_images_than_a_batch_is_a_clear_error(tmp_path):
 @pytest.mark.parametrize("cache", [True, False])
 def test_lsun_lmdb_with_two_workers(tmp_path, cache, caplog):
     path = write_lmdb(tmp_path / "church_outdoor_train_lmdb", n=12, garbage=1)
-    dm = LSUNDataModule(root=str(path), resolution=16, batch_size=4, holdout_size=2, crop_size=256, cache=cache,
-                        cache_dir=str(tmp_path / "cache"), num_workers=2, persistent_workers=False)
+    dm = LSUNDataModule(
+        root=str(path),
+        resolution=16,
+        batch_size=4,
+        holdout_size=2,
+        crop_size=256,
+        cache=cache,
+        cache_dir=str(tmp_path / "cache"),
+        num_workers=2,
+        persistent_workers=False,
+    )
     with caplog.at_level(logging.WARNING):
         dm.setup()
         seen = sum(len(batch["image"]) for _ in range(2) for batch in dm.train_dataloader())
@@ -332,8 +361,9 @@ def test_lsun_lmdb_with_two_workers(tmp_path, cache, caplog):
     if cache:
         assert len(dm.train_set) + len(dm.holdout_set) == 12
         assert any("skipped 1 of 13" in r.getMessage() for r in caplog.records)
-    expected = decode(lmdb.open(str(path), readonly=True, lock=False).begin().get(f"{0:040x}".encode()),
-                      Preprocess(16, crop_size=256))
+    expected = decode(
+        lmdb.open(str(path), readonly=True, lock=False).begin().get(f"{0:040x}".encode()), Preprocess(16, crop_size=256)
+    )
     pool = torch.cat([all_images(dm.train_set), all_images(dm.holdout_set)]).flatten(1)
     assert (pool == expected.flatten()).all(1).any()
 
@@ -342,20 +372,36 @@ def test_train_on_lsun_lmdb_and_on_a_folder(run_script, tmp_path):
     write_lmdb(tmp_path / "church_outdoor_train_lmdb", n=24)
     write_folder(tmp_path / "imgs", n_clean=10)
     for name, root in (("lmdb", tmp_path / "church_outdoor_train_lmdb"), ("folder", tmp_path / "imgs")):
-        run_script("train.py", *TINY[:2], "dataset=lsun_church", f"dataset.root={root}", "dataset.resolution=32",
-                   "dataset.batch_size=4", "dataset.num_workers=2", "train.steps=2", "callbacks.images.every_n_steps=2",
-                   "logger=none", f"hydra.run.dir={name}")
+        run_script(
+            "train.py",
+            *TINY[:2],
+            "dataset=lsun_church",
+            f"dataset.root={root}",
+            "dataset.resolution=32",
+            "dataset.batch_size=4",
+            "dataset.num_workers=2",
+            "train.steps=2",
+            "callbacks.images.every_n_steps=2",
+            "logger=none",
+            f"hydra.run.dir={name}",
+        )
         assert (tmp_path / name / "images" / "reconstructions_0000002.png").is_file()
     assert list((tmp_path / ".cache" / "ogan_pl" / "images").glob("*.npy"))  # cache on by default
 
 
-@pytest.mark.parametrize("args,message", [
-    (["dataset=lsun_church", "dataset.root=NOT_LMDB"], "is not an LMDB directory (no data.mdb in it); download LSUN"),
-    (["dataset=lsun_church"], "church_outdoor_train_lmdb does not exist; download LSUN with github.com/fyu/lsun"),
-    (["dataset=ffhq", "dataset.root=EMPTY"], "no images"),
-    (["dataset=celeba"], "does not exist; download img_align_celeba.zip"),
-    (["dataset=image_folder"], "dataset.root is not set"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (
+            ["dataset=lsun_church", "dataset.root=NOT_LMDB"],
+            "is not an LMDB directory (no data.mdb in it); download LSUN",
+        ),
+        (["dataset=lsun_church"], "church_outdoor_train_lmdb does not exist; download LSUN with github.com/fyu/lsun"),
+        (["dataset=ffhq", "dataset.root=EMPTY"], "no images"),
+        (["dataset=celeba"], "does not exist; download img_align_celeba.zip"),
+        (["dataset=image_folder"], "dataset.root is not set"),
+    ],
+)
 def test_missing_or_wrong_data_is_one_line_before_any_model(run_script, tmp_path, args, message):
     (tmp_path / "x_lmdb").mkdir()
     (tmp_path / "empty").mkdir()
@@ -380,8 +426,14 @@ def write_mnist(root, n_train: int = 20, n_test: int = 8):
 
 
 def test_mnist_through_torchvision_offline(tmp_path):
-    dm = MNISTDataModule(root=str(write_mnist(tmp_path / "mnist")), download=False,
-                               resolution=32, channels=1, batch_size=4, holdout_size=5)
+    dm = MNISTDataModule(
+        root=str(write_mnist(tmp_path / "mnist")),
+        download=False,
+        resolution=32,
+        channels=1,
+        batch_size=4,
+        holdout_size=5,
+    )
     dm.setup()
     assert len(dm.train_set) == 20 and len(dm.holdout_set) == 5
     assert dm.train_set[0]["image"].shape == (1, 32, 32) and dm.train_set[0]["image"].dtype == torch.uint8
@@ -389,7 +441,7 @@ def test_mnist_through_torchvision_offline(tmp_path):
 
 def test_cifar10_absent_offline_is_one_line(tmp_path):
     dm = CIFAR10DataModule(root=str(tmp_path / "cifar"), download=False, resolution=32)
-    with pytest.raises(UserError, match="CIFAR10 not found under dataset.root=.*copy torchvision's CIFAR10 files"):
+    with pytest.raises(UserError, match=r"CIFAR10 not found under dataset.root=.*copy torchvision's CIFAR10 files"):
         dm.setup()
 
 
@@ -405,7 +457,7 @@ def composed(experiment: str) -> dict:
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=[f"experiment={experiment}"])
     with open_dict(cfg):
-        cfg.paths = {k: "unused" for k in ("root_dir", "data_dir", "cache_dir", "log_dir", "output_dir")}
+        cfg.paths = dict.fromkeys(("root_dir", "data_dir", "cache_dir", "log_dir", "output_dir"), "unused")
     return OmegaConf.to_container(cfg, resolve=True)
 
 
@@ -414,18 +466,33 @@ def composed(experiment: str) -> dict:
 def test_every_experiment_composes_and_runs_two_steps(run_script, tmp_path, inception_weights, experiment):
     """Each preset at its real resolution and model (batch 2 on fixture data), FID callback included."""
     preset = composed(experiment)
-    args = [f"experiment={experiment}", "train.steps=2", "logger=none", "hydra.run.dir=run",
-            "callbacks.summary.n_rho=16", "callbacks.quality.n_samples=16", "metrics.classifier.epochs=1"]
+    args = [
+        f"experiment={experiment}",
+        "train.steps=2",
+        "logger=none",
+        "hydra.run.dir=run",
+        "callbacks.summary.n_rho=16",
+        "callbacks.quality.n_samples=16",
+        "metrics.classifier.epochs=1",
+    ]
     real_data = "root" in preset["dataset"]  # a folder or LMDB: fixture images stand in for it
     if real_data:
-        root = (write_lmdb(tmp_path / "data_lmdb", n=12) if "lsun" in experiment
-                else write_folder(tmp_path / "data", n_clean=10, bad=False))
+        root = (
+            write_lmdb(tmp_path / "data_lmdb", n=12)
+            if "lsun" in experiment
+            else write_folder(tmp_path / "data", n_clean=10, bad=False)
+        )
         args += [f"dataset.root={root}", "dataset.batch_size=2", "dataset.holdout_size=2", "dataset.num_workers=0"]
     if "fid" in preset["callbacks"]:
         # at_end=always: a 2-step run would skip it (at_end=auto, ogan_pl/callbacks/work.py)
-        args += ["callbacks.fid.at_end=always", "callbacks.fid.n_samples=4", "callbacks.fid.n_real=4", "metrics.batch_size=4",
-                 f"metrics.inception_weights={inception_weights}"]
-    run_script(*(["train.py"] + args), timeout=600)
+        args += [
+            "callbacks.fid.at_end=always",
+            "callbacks.fid.n_samples=4",
+            "callbacks.fid.n_real=4",
+            "metrics.batch_size=4",
+            f"metrics.inception_weights={inception_weights}",
+        ]
+    run_script(*(["train.py", *args]), timeout=600)
     stored = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
     config = stored["hyper_parameters"]["config"]
     assert stored["ogan"]["g_iter"] == 2
@@ -441,13 +508,29 @@ def test_loader_benchmark_reports_raw_and_cached_speed(tmp_path):
     import sys
 
     root = write_folder(tmp_path / "imgs", n_clean=20, bad=False)
-    proc = subprocess.run([sys.executable, "-m", "ogan_pl.tools.data_bench", "dataset=image_folder", f"dataset.root={root}",
-                           "dataset.resolution=16", "dataset.batch_size=4", "dataset.num_workers=0",
-                           "bench.batches=5", "bench.warmup=1", "hydra.run.dir=bench"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ogan_pl.tools.data_bench",
+            "dataset=image_folder",
+            f"dataset.root={root}",
+            "dataset.resolution=16",
+            "dataset.batch_size=4",
+            "dataset.num_workers=0",
+            "bench.batches=5",
+            "bench.warmup=1",
+            "hydra.run.dir=bench",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    rates = dict(re.findall(r"^\s*(raw|cache):\s+(\d+) images/s", proc.stdout, re.M))
+    rates = dict(re.findall(r"^\s*(raw|cache):\s+(\d+) images/s", proc.stdout, re.MULTILINE))
     assert set(rates) == {"raw", "cache"} and all(int(v) > 0 for v in rates.values())
 
 
@@ -459,8 +542,9 @@ def test_celeba_finds_the_aligned_folder_in_every_layout(tmp_path, layout):
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(12):
         picture(178, 218, i).save(folder / f"{i:06d}.jpg")
-    dm = CelebADataModule(root=str(tmp_path / "celeba_root"), resolution=16, crop_size=140, batch_size=4,
-                          holdout_size=2, cache=False)
+    dm = CelebADataModule(
+        root=str(tmp_path / "celeba_root"), resolution=16, crop_size=140, batch_size=4, holdout_size=2, cache=False
+    )
     dm.setup()
     assert len(dm.train_set) + len(dm.holdout_set) == 12
     assert dm.identity()["root"] == str(folder.resolve())

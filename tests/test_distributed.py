@@ -1,4 +1,5 @@
 """DDP on CPU (gloo): ranks end identical, gradients are averaged, data and noise are per rank."""
+
 import math
 import os
 import socket
@@ -17,8 +18,13 @@ from tests.conftest import ROOT, run_in
 from tests.test_cli import TINY
 
 STEPS = 3
-DDP_ARGS = [*TINY, f"train.steps={STEPS}", "dataset.size=256", "trainer.accelerator=cpu",
-            "+callbacks.record._target_=tests.helpers.RecordRankState"]
+DDP_ARGS = [
+    *TINY,
+    f"train.steps={STEPS}",
+    "dataset.size=256",
+    "trainer.accelerator=cpu",
+    "+callbacks.record._target_=tests.helpers.RecordRankState",
+]
 
 
 def load_ranks(dirpath: Path, world: int = 2) -> list[dict]:
@@ -36,7 +42,7 @@ def check_ranks_agree(ranks: list[dict]) -> None:
     assert any("running_mean" in k for k in keys)
     for key in keys:
         assert torch.equal(first["state_dict"][key], second["state_dict"][key]), key
-    for a, b in zip(first["optimizer_states"], second["optimizer_states"]):
+    for a, b in zip(first["optimizer_states"], second["optimizer_states"], strict=True):
         for pid, state in a["state"].items():
             for name, value in state.items():
                 assert torch.equal(torch.as_tensor(value), torch.as_tensor(b["state"][pid][name])), (pid, name)
@@ -62,8 +68,14 @@ def check_gradients_averaged(ranks: list[dict]) -> None:
 
 
 def test_ddp_two_processes_on_cpu(tmp_path):
-    run_in(tmp_path, "train.py", *DDP_ARGS, "trainer.devices=2", f"paths.log_dir={tmp_path / 'logs'}",
-           f"+callbacks.record.dirpath={tmp_path}")
+    run_in(
+        tmp_path,
+        "train.py",
+        *DDP_ARGS,
+        "trainer.devices=2",
+        f"paths.log_dir={tmp_path / 'logs'}",
+        f"+callbacks.record.dirpath={tmp_path}",
+    )
     ranks = load_ranks(tmp_path)
     check_ranks_agree(ranks)
     check_gradients_averaged(ranks)
@@ -87,14 +99,34 @@ def free_port() -> int:
 def test_torchrun_two_nodes_on_cpu(tmp_path):
     """Two torchrun agents ("nodes", one process each) meeting at a localhost rendezvous."""
     port = free_port()
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true",
-           "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(ROOT)}
-    args = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
-            "--rdzv_backend=c10d", f"--rdzv_endpoint=127.0.0.1:{port}", "--rdzv_id=ogan-test",
-            str(ROOT / "train.py"), *DDP_ARGS, "trainer.devices=1", "trainer.num_nodes=2",
-            f"paths.log_dir={tmp_path / 'logs'}", f"+callbacks.record.dirpath={tmp_path}"]
-    nodes = [subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True) for _ in range(2)]
+    env = {
+        **os.environ,
+        "WANDB_MODE": "offline",
+        "WANDB_DIR": str(tmp_path),
+        "WANDB_SILENT": "true",
+        "PYTHONWARNINGS": "ignore",
+        "PYTHONPATH": str(ROOT),
+    }
+    args = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes=2",
+        "--nproc_per_node=1",
+        "--rdzv_backend=c10d",
+        f"--rdzv_endpoint=127.0.0.1:{port}",
+        "--rdzv_id=ogan-test",
+        str(ROOT / "train.py"),
+        *DDP_ARGS,
+        "trainer.devices=1",
+        "trainer.num_nodes=2",
+        f"paths.log_dir={tmp_path / 'logs'}",
+        f"+callbacks.record.dirpath={tmp_path}",
+    ]
+    nodes = [
+        subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
     outputs = [node.communicate(timeout=300)[0] for node in nodes]
     assert all(node.returncode == 0 for node in nodes), "\n".join(o[-3000:] for o in outputs)
     ranks = load_ranks(tmp_path)
@@ -114,10 +146,19 @@ def test_rank_seeds_differ_per_rank_and_step_and_repeat():
     assert rank_seed(42, 0, 0, stream=1) != rank_seed(42, 0, 0)
 
 
-@pytest.mark.parametrize("strategy,devices,nodes,expected", [
-    ("auto", 1, 1, "auto"), ("auto", 2, 1, "popen"), ("auto", "0,1", 1, "popen"), ("auto", 1, 2, "popen"),
-    ("auto", -1, 1, "popen"), ("ddp", 1, 1, "popen"), ("ddp_spawn", 2, 1, "spawn"), ("single_device", 1, 1, None),
-])
+@pytest.mark.parametrize(
+    "strategy,devices,nodes,expected",
+    [
+        ("auto", 1, 1, "auto"),
+        ("auto", 2, 1, "popen"),
+        ("auto", "0,1", 1, "popen"),
+        ("auto", 1, 2, "popen"),
+        ("auto", -1, 1, "popen"),
+        ("ddp", 1, 1, "popen"),
+        ("ddp_spawn", 2, 1, "spawn"),
+        ("single_device", 1, 1, None),
+    ],
+)
 def test_every_ddp_flavour_becomes_gradient_all_reduce(strategy, devices, nodes, expected):
     made = make_strategy(strategy, devices, nodes)
     if expected in ("popen", "spawn"):
@@ -127,15 +168,20 @@ def test_every_ddp_flavour_becomes_gradient_all_reduce(strategy, devices, nodes,
 
 
 def test_unsupported_strategy_is_one_clear_error():
-    with pytest.raises(UserError, match="trainer.strategy='fsdp' is not supported"):
+    with pytest.raises(UserError, match=r"trainer.strategy='fsdp' is not supported"):
         make_strategy("fsdp", 2, 1)
 
 
-@pytest.mark.parametrize("env,expected", [
-    ({}, None), ({"TORCHELASTIC_RUN_ID": "none"}, None), ({"TORCHELASTIC_RUN_ID": "abc"}, "torchrun-abc"),
-    ({"SLURM_JOB_ID": "77"}, "slurm-77"),
-    ({"SLURM_JOB_ID": "78", "SLURM_ARRAY_JOB_ID": "70", "SLURM_ARRAY_TASK_ID": "3"}, "slurm-70_3"),
-])
+@pytest.mark.parametrize(
+    "env,expected",
+    [
+        ({}, None),
+        ({"TORCHELASTIC_RUN_ID": "none"}, None),
+        ({"TORCHELASTIC_RUN_ID": "abc"}, "torchrun-abc"),
+        ({"SLURM_JOB_ID": "77"}, "slurm-77"),
+        ({"SLURM_JOB_ID": "78", "SLURM_ARRAY_JOB_ID": "70", "SLURM_ARRAY_TASK_ID": "3"}, "slurm-70_3"),
+    ],
+)
 def test_launch_id_names_the_shared_run_directory(monkeypatch, env, expected):
     for var in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "TORCHELASTIC_RUN_ID"):
         monkeypatch.delenv(var, raising=False)

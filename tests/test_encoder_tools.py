@@ -1,5 +1,6 @@
 """The encoder as a tool: hybrid inversion, perceptual distances, editing directions, their files,
 their metrics and their commands."""
+
 import json
 import os
 import pickle
@@ -16,7 +17,7 @@ from ogan_pl.edits import fit_directions, fitted_elsewhere, load_directions, mod
 from ogan_pl.method.directions import class_mean_direction, linear_direction, pca_directions, sefa_directions
 from ogan_pl.method.perceptual import LPIPS, VGG_CHANNELS, FeatureDistance, layer_distance
 from ogan_pl.utils.errors import UserError
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_command_here
 
 FIXTURE = ROOT / "tests" / "fixtures" / "pre_layout.ckpt"  # a 2-iteration shapes model (test_old_checkpoints)
 
@@ -35,8 +36,9 @@ def test_class_mean_direction_is_the_normalised_difference_of_means():
     want = c[y == 2].mean(0) - c[y != 2].mean(0)
     np.testing.assert_allclose(class_mean_direction(codes, labels, 2).numpy(), want / np.linalg.norm(want), atol=1e-6)
     want = c[y == 2].mean(0) - c[y == 0].mean(0)
-    np.testing.assert_allclose(class_mean_direction(codes, labels, 2, source=0).numpy(), want / np.linalg.norm(want),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        class_mean_direction(codes, labels, 2, source=0).numpy(), want / np.linalg.norm(want), atol=1e-6
+    )
 
 
 def test_linear_direction_matches_scikit_learns_logistic_regression():
@@ -83,11 +85,15 @@ def test_factor_changes_by_hand():
     from ogan_pl.metrics.factor_editing import factor_changes
 
     def reading(x, y, scale, hue, shape):
-        return torch.tensor([[x, y, scale, np.cos(2 * np.pi * hue), np.sin(2 * np.pi * hue),
-                              *np.eye(3)[shape]]], dtype=torch.float64)
+        return torch.tensor(
+            [[x, y, scale, np.cos(2 * np.pi * hue), np.sin(2 * np.pi * hue), *np.eye(3)[shape]]], dtype=torch.float64
+        )
 
-    change = factor_changes(reading(0.2, 0.5, 0.3, 0.95, 0), reading(0.6, 0.4, 0.3, 0.05, 2),
-                            torch.tensor([0.1, 0.2, 0.5], dtype=torch.float64))
+    change = factor_changes(
+        reading(0.2, 0.5, 0.3, 0.95, 0),
+        reading(0.6, 0.4, 0.3, 0.05, 2),
+        torch.tensor([0.1, 0.2, 0.5], dtype=torch.float64),
+    )
     np.testing.assert_allclose(change["continuous"].numpy(), [[4.0, -0.5, 0.0]], atol=1e-12)
     np.testing.assert_allclose(change["hue"].numpy(), [0.1], atol=1e-12)  # 0.95 -> 0.05: the short way round
     assert change["shape"].tolist() == [1.0]
@@ -96,6 +102,7 @@ def test_factor_changes_by_hand():
 class _LinearWorld:
     """A stand-in model and datamodule: images are vectors (n, D, 1, 1) = W t(factors) + noise; G and E
     are the identity, so everything the factor-editing metric does is linear algebra NumPy can redo."""
+
     z_dim, recon_scale, has_ema = 12, 0.9, False
 
     def __init__(self):
@@ -108,8 +115,10 @@ class _LinearWorld:
             f = np.c_[gen.integers(0, 3, n), gen.uniform(0.2, 0.8, (n, 3)), gen.uniform(0, 1, (n, 2))]
             factors = torch.tensor(f, dtype=torch.float32)
             images = factor_targets(factors).numpy() @ self.weight.T + 0.05 * gen.normal(size=(n, self.z_dim))
-            self.split[name] = {"image": torch.tensor(images, dtype=torch.float32)[:, :, None, None],
-                                "factors": factors}
+            self.split[name] = {
+                "image": torch.tensor(images, dtype=torch.float32)[:, :, None, None],
+                "factors": factors,
+            }
 
     def first_batch(self, split, n):
         return {k: v[:n] for k, v in self.split[split].items()}
@@ -188,25 +197,36 @@ def test_a_directions_file_round_trips_and_a_hostile_one_is_refused(tmp_path):
     assert (tmp_path / "victim").exists()
     with pytest.raises(UserError, match="not found"):
         load_directions(tmp_path / "missing.pt", 16)
-    torch.save({"format": "ogan_pl.directions/1", "directions": d, "names": ["a", "b"],
-                "provenance": {"_target_": "os.system"}}, tmp_path / "planted.pt")
+    torch.save(
+        {
+            "format": "ogan_pl.directions/1",
+            "directions": d,
+            "names": ["a", "b"],
+            "provenance": {"_target_": "os.system"},
+        },
+        tmp_path / "planted.pt",
+    )
     with pytest.raises(UserError, match="_target_"):
         load_directions(tmp_path / "planted.pt", 16)
 
 
-
-@pytest.mark.parametrize("directions,names,message", [
-    (torch.eye(3, 16), ["a", "b"], "holds 3 directions but 2 names"),
-    (torch.zeros(1, 16), ["class_mean:1->1"], "must be unit vectors (norms 0)"),
-    (2 * torch.eye(2, 16), ["a", "b"], "must be unit vectors (norms 2, 2)"),
-    (torch.full((1, 16), float("nan")), ["a"], "not finite"),
-])
+@pytest.mark.parametrize(
+    "directions,names,message",
+    [
+        (torch.eye(3, 16), ["a", "b"], "holds 3 directions but 2 names"),
+        (torch.zeros(1, 16), ["class_mean:1->1"], "must be unit vectors (norms 0)"),
+        (2 * torch.eye(2, 16), ["a", "b"], "must be unit vectors (norms 2, 2)"),
+        (torch.full((1, 16), float("nan")), ["a"], "not finite"),
+    ],
+)
 def test_directions_are_checked_when_written_as_when_read(tmp_path, directions, names, message):
     with pytest.raises(UserError, match=re.escape(message)):
         save_directions(tmp_path / "d.pt", directions, names, {})
     assert not (tmp_path / "d.pt").exists()
-    torch.save({"format": "ogan_pl.directions/1", "directions": directions, "names": names, "provenance": {}},
-               tmp_path / "planted.pt")
+    torch.save(
+        {"format": "ogan_pl.directions/1", "directions": directions, "names": names, "provenance": {}},
+        tmp_path / "planted.pt",
+    )
     with pytest.raises(UserError, match=re.escape(message)):
         load_directions(tmp_path / "planted.pt", 16)
 
@@ -265,8 +285,10 @@ def test_lpips_loads_its_two_files_and_matches_an_independent_computation(tmp_pa
                 out.append(h / (h.pow(2).sum(1, keepdim=True).sqrt() + 1e-10))
         return out
 
-    want = sum(((fa - fb).pow(2) * lins[f"lin{i}.model.1.weight"]).sum(1).mean((1, 2))
-               for i, (fa, fb) in enumerate(zip(taps(a), taps(b))))
+    want = sum(
+        ((fa - fb).pow(2) * lins[f"lin{i}.model.1.weight"]).sum(1).mean((1, 2))
+        for i, (fa, fb) in enumerate(zip(taps(a), taps(b), strict=True))
+    )
     torch.testing.assert_close(lpips(a, b), want, rtol=1e-4, atol=1e-6)
     gray = torch.rand(2, 1, 32, 32) * 2 - 1
     assert lpips(gray, gray.flip(0)).shape == (2,)
@@ -339,38 +361,19 @@ def test_edit_moves_codes_along_the_direction(make_model):
 
 
 # ----------------------------------------------------------------- a trained digits model (slow)
-def train_digits(tmp):
-    """The default run's settings on the built-in digits for 600 generator iterations (about a minute)."""
-    import pytorch_lightning as pl
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf, open_dict
-
-    from ogan_pl.data import DigitsDataModule
-
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=["logger=none", "train.steps=600"])
-    with open_dict(cfg):
-        cfg.paths = {k: str(tmp) for k in ("root_dir", "data_dir", "cache_dir", "log_dir", "output_dir")}
-    config = OmegaConf.to_container(cfg, resolve=True)
-    torch.manual_seed(0)
-    model = OGAN(config)
-    data = DigitsDataModule(**{k: v for k, v in config["dataset"].items() if k != "_name_"})
-    pl.Trainer(accelerator="cpu", max_steps=2 * 600, logger=False, enable_checkpointing=False,
-               enable_progress_bar=False, enable_model_summary=False).fit(model, datamodule=data)
-    return model.eval(), DigitsDataModule(batch_size=64), config
-
-
 @pytest.mark.slow
-def test_on_a_trained_model_inversion_beats_the_encoder_and_class_directions_beat_random_ones(tmp_path):
+def test_on_a_trained_model_inversion_beats_the_encoder_and_class_directions_beat_random_ones(tmp_path, digits_600):
     """600 iterations of the default run on the digits. Inversion of 64 held-out digits, 50 steps:
     hybrid PSNR above the encoder's and above optimisation from a random start with the same steps
     (measured 2026-12-03: 15.56, 20.75, 17.11 dB). Editing: a class direction turns a digit into its
     class far more often than a random direction of the same norm turns it into that class
     (measured: 0.55 of the digits at strength 4; 0.74 change label, against 0.37 for random ones)."""
+    from ogan_pl.data import DigitsDataModule
     from ogan_pl.metrics import MetricContext, MetricSet
     from ogan_pl.metrics.encoder import image_quality
 
-    model, data, config = train_digits(tmp_path)
+    model, config = digits_600
+    data = DigitsDataModule(batch_size=64)
     x = data.holdout_batch(64)["image"]
     encoder_psnr = image_quality(model.reconstruct(x), x)[0].mean()
     hybrid = model.invert(x, steps=50)
@@ -381,11 +384,21 @@ def test_on_a_trained_model_inversion_beats_the_encoder_and_class_directions_bea
     assert hybrid_psnr > encoder_psnr + 0.5
     assert hybrid_psnr > random_psnr + 0.5
 
-    metric_set = MetricSet(["editing", "inversion"], {"editing": {"n_fit": 2000, "n_images": 128,
-                                                                  "strengths": [2.0, 4.0]},
-                                                      "inversion": {"n_images": 32, "steps": [5, 20]}})
-    ctx = MetricContext(model=model, datamodule=data, n_fake=10, batch_size=128, cache_dir=str(tmp_path),
-                        classifier=config["metrics"]["classifier"])
+    metric_set = MetricSet(
+        ["editing", "inversion"],
+        {
+            "editing": {"n_fit": 2000, "n_images": 128, "strengths": [2.0, 4.0]},
+            "inversion": {"n_images": 32, "steps": [5, 20]},
+        },
+    )
+    ctx = MetricContext(
+        model=model,
+        datamodule=data,
+        n_fake=10,
+        batch_size=128,
+        cache_dir=str(tmp_path),
+        classifier=config["metrics"]["classifier"],
+    )
     metric_set.setup(ctx)
     scores, _ = metric_set.compute(ctx)
     print(scores)
@@ -413,8 +426,16 @@ def test_invert_directions_and_edit_commands(run_script, tmp_path):
     ckpt = tmp_path / "model.ckpt"
     shutil.copy(FIXTURE, ckpt)
     images = _images(tmp_path / "mine")
-    run_script("-m", "ogan_pl.tools.invert", f"ckpt={ckpt}", f"input={images}", f"output={tmp_path / 'inv'}",
-               "steps=3", "batch_size=2", f"hydra.run.dir={tmp_path / 'run_inv'}")
+    run_script(
+        "-m",
+        "ogan_pl.tools.invert",
+        f"ckpt={ckpt}",
+        f"input={images}",
+        f"output={tmp_path / 'inv'}",
+        "steps=3",
+        "batch_size=2",
+        f"hydra.run.dir={tmp_path / 'run_inv'}",
+    )
     codes = np.load(tmp_path / "inv" / "codes.npy")
     assert codes.shape == (3, 16)
     records = [json.loads(line) for line in (tmp_path / "inv" / "inversions.jsonl").read_text().splitlines()]
@@ -422,16 +443,38 @@ def test_invert_directions_and_edit_commands(run_script, tmp_path):
     assert all(r["steps"] == 3 and "psnr_encoder" in r and r["protocol"]["init"] == "encoder" for r in records)
     assert len(list((tmp_path / "inv" / "reconstructions").glob("*.png"))) == 3
     assert len(list((tmp_path / "inv" / "grids").glob("*.png"))) == 2
-    run_script("-m", "ogan_pl.tools.directions", f"ckpt={ckpt}", "method=class_mean", "target=1",
-               f"output={tmp_path / 'dirs.pt'}", "n_images=48", f"hydra.run.dir={tmp_path / 'run_dir'}")
-    directions, names, provenance = load_directions(tmp_path / "dirs.pt", 16)
+    run_script(
+        "-m",
+        "ogan_pl.tools.directions",
+        f"ckpt={ckpt}",
+        "method=class_mean",
+        "target=1",
+        f"output={tmp_path / 'dirs.pt'}",
+        "n_images=48",
+        f"hydra.run.dir={tmp_path / 'run_dir'}",
+    )
+    _directions, names, provenance = load_directions(tmp_path / "dirs.pt", 16)
     assert names == ["class_mean:rest->1"] and provenance["dataset"] == "shapes" and provenance["n_images"] == 48
-    run_script("-m", "ogan_pl.tools.directions", f"ckpt={ckpt}", "method=sefa", "k=3",
-               f"output={tmp_path / 'sefa.pt'}", f"hydra.run.dir={tmp_path / 'run_sefa'}")
+    run_script(
+        "-m",
+        "ogan_pl.tools.directions",
+        f"ckpt={ckpt}",
+        "method=sefa",
+        "k=3",
+        f"output={tmp_path / 'sefa.pt'}",
+        f"hydra.run.dir={tmp_path / 'run_sefa'}",
+    )
     assert load_directions(tmp_path / "sefa.pt", 16)[0].shape == (3, 16)
-    out = run_script("-m", "ogan_pl.tools.edit", f"ckpt={ckpt}", f"directions={tmp_path / 'dirs.pt'}",
-                     f"output={tmp_path / 'edits'}", "n_images=2", "strengths=[-2,0,2]",
-                     f"hydra.run.dir={tmp_path / 'run_edit'}")
+    out = run_script(
+        "-m",
+        "ogan_pl.tools.edit",
+        f"ckpt={ckpt}",
+        f"directions={tmp_path / 'dirs.pt'}",
+        f"output={tmp_path / 'edits'}",
+        "n_images=2",
+        "strengths=[-2,0,2]",
+        f"hydra.run.dir={tmp_path / 'run_edit'}",
+    )
     grid = next((tmp_path / "edits").glob("*.png"))
     assert Image.open(grid).size[0] > Image.open(grid).size[1]  # 4 columns (image + 3 strengths) over 2 rows
     assert "2 images x 3 strengths" in out.stdout and "fitted on another model" not in out.stderr
@@ -439,8 +482,15 @@ def test_invert_directions_and_edit_commands(run_script, tmp_path):
     key = next(k for k, v in other["state_dict"].items() if v.is_floating_point())
     other["state_dict"][key] += 0.01
     torch.save(other, tmp_path / "other.ckpt")
-    out = run_script("-m", "ogan_pl.tools.edit", f"ckpt={tmp_path / 'other.ckpt'}", f"directions={tmp_path / 'dirs.pt'}",
-                     f"output={tmp_path / 'edits2'}", "n_images=2", f"hydra.run.dir={tmp_path / 'run_edit2'}")
+    out = run_script(
+        "-m",
+        "ogan_pl.tools.edit",
+        f"ckpt={tmp_path / 'other.ckpt'}",
+        f"directions={tmp_path / 'dirs.pt'}",
+        f"output={tmp_path / 'edits2'}",
+        "n_images=2",
+        f"hydra.run.dir={tmp_path / 'run_edit2'}",
+    )
     assert f"warning: {tmp_path / 'dirs.pt'}: these directions were fitted on another model (ckpt {ckpt}" in out.stderr
 
 
@@ -450,21 +500,34 @@ def test_invert_keeps_one_output_per_image_whatever_its_name(run_script, tmp_pat
     images = _images(tmp_path / "mine", n=2)
     Image.open(images / "img1.png").save(images / "img0.bmp")  # one stem, two extensions
     os.rename(images / "img1.png", os.path.join(os.fsencode(images), b"caf\xe9.png"))  # a Latin-1 name
-    run_script("-m", "ogan_pl.tools.invert", f"ckpt={ckpt}", f"input={images}", f"output={tmp_path / 'inv'}",
-               "steps=1", f"hydra.run.dir={tmp_path / 'run_inv'}")
+    run_script(
+        "-m",
+        "ogan_pl.tools.invert",
+        f"ckpt={ckpt}",
+        f"input={images}",
+        f"output={tmp_path / 'inv'}",
+        "steps=1",
+        f"hydra.run.dir={tmp_path / 'run_inv'}",
+    )
     written = sorted(os.listdir(os.fsencode(tmp_path / "inv" / "reconstructions")))
     assert written == [b"caf\xe9.png", b"img0.bmp.png", b"img0.png"]
     rows = (tmp_path / "inv" / "files.txt").read_bytes().splitlines()
-    assert sorted(rows) == [b"caf\xe9.png", b"img0.bmp", b"img0.png"] and np.load(tmp_path / "inv" / "codes.npy").shape[0] == 3
+    assert (
+        sorted(rows) == [b"caf\xe9.png", b"img0.bmp", b"img0.png"]
+        and np.load(tmp_path / "inv" / "codes.npy").shape[0] == 3
+    )
 
 
-@pytest.mark.parametrize("content,message", [
-    ("file,attribute\nimg0.png,a\nimg1.png,a\n".encode(), "gives every image the label 'a'; a direction needs"),
-    ("file,attribute\nimg0.png,caf\xe9\nimg1.png,b\n".encode("latin-1"), "is not UTF-8 text (byte 27); save it as"),
-    (b"", "expected a header and rows of file,attribute"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (b"file,attribute\nimg0.png,a\nimg1.png,a\n", "gives every image the label 'a'; a direction needs"),
+        ("file,attribute\nimg0.png,caf\xe9\nimg1.png,b\n".encode("latin-1"), "is not UTF-8 text (byte 27); save it as"),
+        (b"", "expected a header and rows of file,attribute"),
+    ],
+)
 def test_a_labels_csv_that_cannot_give_a_direction_is_one_line(tmp_path, content, message):
-    from ogan_pl.user_images import read_labels
+    from ogan_pl.data.user_images import read_labels
 
     images = _images(tmp_path / "mine", n=2)
     (tmp_path / "labels.csv").write_bytes(content)
@@ -488,19 +551,25 @@ def test_a_second_invert_into_one_folder_is_refused_unless_it_overwrites_it_whol
     assert len((tmp_path / "inv" / "inversions.jsonl").read_text().splitlines()) == 2
 
 
-@pytest.mark.parametrize("args,message", [
-    (["input=MISSING"], "does not exist; give a folder of images or one image file"),
-    (["input=BIG"], "is 48x48 RGB; the model takes 32x32 RGB images: pass resize=true"),
-    (["input=GRAY"], "the model takes 32x32 RGB images: pass resize=true"),
-    (["input=CORRUPT"], "cannot be decoded as an image"),
-    (["input=MINE", "steps=-1"], "steps=-1 must be an integer >= 0"),
-    (["input=MINE", "init=zero"], "init='zero' must be one of: encoder, mean, random"),
-    (["input=MINE", "perceptual=lpips"], "the VGG16 ImageNet weights not found at"),
-    (["input=MINE", "ckpt=STRANGER"], "refusing to load"),
-    (["input=MINE", "lr=1e30", "steps=5"], "the inversion diverged on images 1-3 (codes or loss not finite): lower lr=1e+30"),
-    (["input=MINE", "perceptual_weight=1e38", "steps=5"], "lower lr=0.1, perceptual_weight=1e+38"),
-])
-def test_bad_input_to_invert_is_one_line_and_exit_code_2(run_script, tmp_path, args, message):
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["input=MISSING"], "does not exist; give a folder of images or one image file"),
+        (["input=BIG"], "is 48x48 RGB; the model takes 32x32 RGB images: pass resize=true"),
+        (["input=GRAY"], "the model takes 32x32 RGB images: pass resize=true"),
+        (["input=CORRUPT"], "cannot be decoded as an image"),
+        (["input=MINE", "steps=-1"], "steps=-1 must be an integer >= 0"),
+        (["input=MINE", "init=zero"], "init='zero' must be one of: encoder, mean, random"),
+        (["input=MINE", "perceptual=lpips"], "the VGG16 ImageNet weights not found at"),
+        (["input=MINE", "ckpt=STRANGER"], "refusing to load"),
+        (
+            ["input=MINE", "lr=1e30", "steps=5"],
+            "the inversion diverged on images 1-3 (codes or loss not finite): lower lr=1e+30",
+        ),
+        (["input=MINE", "perceptual_weight=1e38", "steps=5"], "lower lr=0.1, perceptual_weight=1e+38"),
+    ],
+)
+def test_bad_input_to_invert_is_one_line_and_exit_code_2(tmp_path, args, message):
     ckpt = tmp_path / "model.ckpt"
     shutil.copy(FIXTURE, ckpt)
     _images(tmp_path / "mine")
@@ -514,13 +583,26 @@ def test_bad_input_to_invert_is_one_line_and_exit_code_2(run_script, tmp_path, a
             return (print, ("pwned",))
 
     torch.save({"state_dict": Evil()}, tmp_path / "stranger.ckpt")
-    paths = {"MISSING": tmp_path / "nope", "BIG": tmp_path / "big", "GRAY": tmp_path / "gray",
-             "CORRUPT": tmp_path / "corrupt", "MINE": tmp_path / "mine", "STRANGER": tmp_path / "stranger.ckpt"}
+    paths = {
+        "MISSING": tmp_path / "nope",
+        "BIG": tmp_path / "big",
+        "GRAY": tmp_path / "gray",
+        "CORRUPT": tmp_path / "corrupt",
+        "MINE": tmp_path / "mine",
+        "STRANGER": tmp_path / "stranger.ckpt",
+    }
     given = [a.split("=")[0] + "=" + str(paths.get(a.split("=")[1], a.split("=")[1])) for a in args]
     if not any(a.startswith("ckpt=") for a in given):
         given.append(f"ckpt={ckpt}")
-    proc = run_script("-m", "ogan_pl.tools.invert", *given, f"output={tmp_path / 'out'}",
-                      f"paths.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={tmp_path / 'run'}", check=False)
+    proc = run_command_here(  # as the command runs it, in this process
+        tmp_path,
+        "-m",
+        "ogan_pl.tools.invert",
+        *given,
+        f"output={tmp_path / 'out'}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
@@ -534,18 +616,43 @@ def test_directions_from_your_images_and_a_labels_csv(run_script, tmp_path):
     images = _images(tmp_path / "faces", n=6)
     rows = ["file,attribute"] + [f"img{i}.png,{'smile' if i % 2 else 'plain'}" for i in range(6)]
     (tmp_path / "attrs.csv").write_text("\n".join(rows) + "\n")
-    run_script("-m", "ogan_pl.tools.directions", f"ckpt={ckpt}", "method=linear", "target=smile",
-               f"input={images}", f"labels={tmp_path / 'attrs.csv'}", f"output={tmp_path / 'smile.pt'}",
-               f"hydra.run.dir={tmp_path / 'run'}")
+    run_script(
+        "-m",
+        "ogan_pl.tools.directions",
+        f"ckpt={ckpt}",
+        "method=linear",
+        "target=smile",
+        f"input={images}",
+        f"labels={tmp_path / 'attrs.csv'}",
+        f"output={tmp_path / 'smile.pt'}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
     directions, names, provenance = load_directions(tmp_path / "smile.pt", 16)
     assert names == ["linear:rest->smile"] and provenance["labels"].endswith("attrs.csv")
     assert torch.allclose(directions.norm(dim=1), torch.ones(1))
     (tmp_path / "short.csv").write_text("file,attribute\nimg0.png,smile\n")
-    proc = run_script("-m", "ogan_pl.tools.directions", f"ckpt={ckpt}", "method=linear", "target=smile",
-                      f"input={images}", f"labels={tmp_path / 'short.csv'}", f"output={tmp_path / 'x.pt'}",
-                      f"hydra.run.dir={tmp_path / 'run2'}", check=False)
+    proc = run_script(
+        "-m",
+        "ogan_pl.tools.directions",
+        f"ckpt={ckpt}",
+        "method=linear",
+        "target=smile",
+        f"input={images}",
+        f"labels={tmp_path / 'short.csv'}",
+        f"output={tmp_path / 'x.pt'}",
+        f"hydra.run.dir={tmp_path / 'run2'}",
+        check=False,
+    )
     assert proc.returncode == 2 and "has no row for img1.png" in proc.stderr
-    proc = run_script("-m", "ogan_pl.tools.directions", f"ckpt={ckpt}", "method=class_mean", "target=nine",
-                      f"output={tmp_path / 'y.pt'}", "n_images=48", f"hydra.run.dir={tmp_path / 'run3'}",
-                      check=False)
+    proc = run_script(
+        "-m",
+        "ogan_pl.tools.directions",
+        f"ckpt={ckpt}",
+        "method=class_mean",
+        "target=nine",
+        f"output={tmp_path / 'y.pt'}",
+        "n_images=48",
+        f"hydra.run.dir={tmp_path / 'run3'}",
+        check=False,
+    )
     assert proc.returncode == 2 and "target/source 'nine' is not among the labels (0, 1, 2)" in proc.stderr

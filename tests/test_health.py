@@ -2,6 +2,7 @@
 independent computations: PSNR and SSIM by their formulas (a loop over windows in NumPy) and
 torchmetrics, the probes against scikit-learn, the ratios and the effective rank by hand, and the
 collapse measure on generators that ignore their input."""
+
 import math
 
 import numpy as np
@@ -19,17 +20,17 @@ def ssim_numpy(a: np.ndarray, b: np.ndarray) -> float:
     """Wang et al. (2004) on one 2-D image pair in [0, 1]: a loop over every 11 x 11 window inside the
     image, Gaussian-weighted moments (sigma 1.5), the mean of the index."""
     r = np.arange(11) - 5
-    g = np.exp(-r ** 2 / (2 * 1.5 ** 2))
+    g = np.exp(-(r**2) / (2 * 1.5**2))
     w = np.outer(g, g) / np.outer(g, g).sum()
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    c1, c2 = 0.01**2, 0.03**2
     values = []
     for i in range(a.shape[0] - 10):
         for j in range(a.shape[1] - 10):
-            pa, pb = a[i:i + 11, j:j + 11], b[i:i + 11, j:j + 11]
+            pa, pb = a[i : i + 11, j : j + 11], b[i : i + 11, j : j + 11]
             mu_a, mu_b = (w * pa).sum(), (w * pb).sum()
-            var_a, var_b = (w * pa * pa).sum() - mu_a ** 2, (w * pb * pb).sum() - mu_b ** 2
+            var_a, var_b = (w * pa * pa).sum() - mu_a**2, (w * pb * pb).sum() - mu_b**2
             cov = (w * pa * pb).sum() - mu_a * mu_b
-            values.append((2 * mu_a * mu_b + c1) * (2 * cov + c2) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2)))
+            values.append((2 * mu_a * mu_b + c1) * (2 * cov + c2) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)))
     return float(np.mean(values))
 
 
@@ -39,8 +40,9 @@ def test_psnr_and_ssim_by_their_formulas():
     b = (a + 0.1 * torch.randn(3, 2, 16, 14, generator=gen)).clamp(0, 1)
     mse = ((a.double() - b.double()) ** 2).flatten(1).mean(1)
     assert torch.allclose(psnr(a, b), 10 * torch.log10(1 / mse))
-    want = [np.mean([ssim_numpy(a[i, c].double().numpy(), b[i, c].double().numpy()) for c in range(2)])
-            for i in range(3)]
+    want = [
+        np.mean([ssim_numpy(a[i, c].double().numpy(), b[i, c].double().numpy()) for c in range(2)]) for i in range(3)
+    ]
     assert ssim(a, b).numpy() == pytest.approx(want, abs=1e-5)
     assert ssim(a, a).numpy() == pytest.approx([1, 1, 1], abs=1e-6)
     assert ssim(a, b).numpy() == pytest.approx(ssim(b, a).numpy(), abs=1e-7)
@@ -82,8 +84,9 @@ def test_logistic_probe_matches_scikit_learn():
     x = centres[labels] + torch.randn(400, 6, generator=gen) * 1.5 + torch.tensor([5.0, 0, 0, 0, 0, -3.0])
     train, test = x[:300], x[300:]
     scaler = StandardScaler().fit(train.double().numpy())
-    reference = LogisticRegression(C=1.0, max_iter=5000, tol=1e-10).fit(scaler.transform(train.double().numpy()),
-                                                                         labels[:300].numpy())
+    reference = LogisticRegression(C=1.0, max_iter=5000, tol=1e-10).fit(
+        scaler.transform(train.double().numpy()), labels[:300].numpy()
+    )
     ours = fit_logistic(train, labels[:300], 4)(test).softmax(1).numpy()
     want = reference.predict_proba(scaler.transform(test.double().numpy()))
     assert ours == pytest.approx(want, abs=1e-5)
@@ -110,7 +113,7 @@ class PCAWorld:
     def __init__(self, train: torch.Tensor, ignore_z: bool = False, mode: torch.Tensor | None = None):
         flat = train.flatten(1).double()
         self.mean = flat.mean(0)
-        self.basis = torch.linalg.svd(flat - self.mean, full_matrices=False)[2][:self.z_dim].T  # (D, 32)
+        self.basis = torch.linalg.svd(flat - self.mean, full_matrices=False)[2][: self.z_dim].T  # (D, 32)
         self.shape, self.ignore_z, self.mode = train.shape[1:], ignore_z, mode
 
     def encode(self, x, use_ema=True):

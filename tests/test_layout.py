@@ -1,10 +1,7 @@
-"""The package's layout holds: imports flow one way between its layers, nothing hides a cycle in a
-function-local import, the method is pure torch, and the old module names still import."""
+"""The package's layout holds: every folder is one layer, imports flow one way between the layers,
+nothing hides a cycle in a function-local import, and the method is pure torch."""
+
 import ast
-import importlib
-import subprocess
-import sys
-import warnings
 from pathlib import Path
 
 import pytest
@@ -15,12 +12,12 @@ PACKAGE = ROOT / "ogan_pl"
 #: lowest first; a module may import its own layer and the layers below (docs/development.md)
 LAYERS = [
     ["ogan_pl.utils"],
-    ["ogan_pl.parts.values", "ogan_pl.parts.registry", "ogan_pl.parts.plugins"],
+    ["ogan_pl.registry"],  # the registries, one value's check, the plugin loader
     ["ogan_pl.method"],
     ["ogan_pl.models"],
     ["ogan_pl.data", "ogan_pl.metrics"],
-    ["ogan_pl.parts"],  # schema, recipe, checks: the checks of a whole config
-    ["ogan_pl.checkpoints", "ogan_pl.module", "ogan_pl.grids", "ogan_pl.edits", "ogan_pl.user_images", "ogan_pl"],
+    ["ogan_pl.config"],  # the checks of a whole config: schemas, the recipe
+    ["ogan_pl.checkpoints", "ogan_pl.module", "ogan_pl.grids", "ogan_pl.edits", "ogan_pl"],
     ["ogan_pl.callbacks"],
     ["ogan_pl.run"],
     ["ogan_pl.tools"],
@@ -46,8 +43,7 @@ def layer(name: str) -> int:
 
 
 def modules() -> dict[str, ast.Module]:
-    return {module_name(p): ast.parse(p.read_text()) for p in sorted(PACKAGE.rglob("*.py"))
-            if p.name != "__main__.py"}
+    return {module_name(p): ast.parse(p.read_text()) for p in sorted(PACKAGE.rglob("*.py"))}
 
 
 def imported(node: ast.AST) -> list[str]:
@@ -62,21 +58,25 @@ def test_imports_flow_one_way_between_layers():
     wrong = []
     for name, tree in modules().items():
         for node in tree.body:
-            for target in imported(node):
-                if target.startswith("ogan_pl") and target != "ogan_pl" and layer(target) > layer(name):
-                    wrong.append(f"{name} (layer {layer(name)}) imports {target} (layer {layer(target)})")
+            wrong += [
+                f"{name} (layer {layer(name)}) imports {target} (layer {layer(target)})"
+                for target in imported(node)
+                if target.startswith("ogan_pl") and target != "ogan_pl" and layer(target) > layer(name)
+            ]
     assert not wrong, "\n".join(wrong)
 
 
 def test_no_import_cycle_between_modules():
     trees = modules()
-    graph = {name: {t for node in tree.body for t in imported(node) if t in trees and t != "ogan_pl"}
-             for name, tree in trees.items()}
+    graph = {
+        name: {t for node in tree.body for t in imported(node) if t in trees and t != "ogan_pl"}
+        for name, tree in trees.items()
+    }
     done, on_path = set(), []
 
     def visit(node):
         if node in on_path:
-            raise AssertionError("import cycle: " + " -> ".join(on_path[on_path.index(node):] + [node]))
+            raise AssertionError("import cycle: " + " -> ".join([*on_path[on_path.index(node) :], node]))
         if node in done:
             return
         on_path.append(node)
@@ -104,31 +104,16 @@ def test_the_method_is_pure_torch():
         if name.startswith("ogan_pl.method"):
             for node in tree.body:
                 for target in imported(node):
-                    assert not target.startswith(("pytorch_lightning", "lightning", "hydra", "omegaconf")), (name, target)
+                    assert not target.startswith(("pytorch_lightning", "lightning", "hydra", "omegaconf")), (
+                        name,
+                        target,
+                    )
 
 
-@pytest.mark.parametrize("old,new,name", [
-    ("ogan_pl.registry", "ogan_pl.parts.registry", "ARCHITECTURES"),
-    ("ogan_pl.losses", "ogan_pl.method.losses", "GANLoss"),
-    ("ogan_pl.augment", "ogan_pl.method.augment", "Augment"),
-    ("ogan_pl.loading", "ogan_pl.checkpoints", "read_checkpoint"),
-    ("ogan_pl.errors", "ogan_pl.utils.errors", "UserError"),
-])
-def test_old_module_names_are_the_same_modules(old, new, name):
-    """A user's plugin written against the old names registers into the same registries."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        old_module = importlib.import_module(old)
-    assert old_module is importlib.import_module(new)
-    assert getattr(old_module, name) is getattr(importlib.import_module(new), name)
-    assert old_module.__spec__.name == new
-    assert any(issubclass(w.category, DeprecationWarning) and new in str(w.message) for w in caught)
-
-
-def test_old_python_m_names_still_run(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "ogan_pl.parts"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0 and "gan_qp" in proc.stdout, proc.stderr[-2000:]
-    proc = subprocess.run([sys.executable, "-W", "ignore", "-m", "ogan_pl.sweep", str(tmp_path / "missing")],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2 and "is not a directory" in proc.stderr, proc.stderr[-2000:]
+def test_a_deprecation_warning_from_ogan_pl_fails_the_tests():
+    """pyproject.toml's filters: ogan_pl's own DeprecationWarnings are errors, other packages' are shown."""
+    code = compile("import warnings\nwarnings.warn('old', DeprecationWarning)", "<ogan_pl module>", "exec")
+    with pytest.raises(DeprecationWarning):
+        exec(code, {"__name__": "ogan_pl.somewhere"})
+    with pytest.warns(DeprecationWarning):
+        exec(code, {"__name__": "some_other_package"})

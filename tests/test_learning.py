@@ -1,13 +1,21 @@
 """A learning test that can fail: a short CPU training on shapes must make E an encoder of G and of the data."""
+
 import pytest
 import pytorch_lightning as pl
 import torch
 
 from ogan_pl import OGAN
+from ogan_pl.config.recipe import Recipe
 from ogan_pl.data import ShapesDataModule, to_model_range
 from ogan_pl.data.shapes import ShapesDataset
-from ogan_pl.metrics import (MetricContext, MetricSet, encode_all, mean_correlation, reconstruction_error,
-                             shape_factor_probe)
+from ogan_pl.metrics import (
+    MetricContext,
+    MetricSet,
+    encode_all,
+    mean_correlation,
+    reconstruction_error,
+    shape_factor_probe,
+)
 from tests.conftest import tiny_config
 
 STEPS = 1500
@@ -48,15 +56,29 @@ def test_training_makes_e_an_encoder_of_g_and_of_the_data():
     The probe margin (+0.1) is set below the spread between data orders.
     """
     # the paper's lr and EMA, with which the numbers above were measured (shapes at 32 px would get 4e-4, 0.99)
-    cfg = tiny_config(**{"model.bottom_channels": 128, "model.z_dim": 8, "dataset.batch_size": 64,
-                         "train.steps": STEPS, "optim.lr": 1e-4, "ogan.ema_decay": 0.999})
+    cfg = tiny_config(
+        **{
+            "model.bottom_channels": 128,
+            "model.z_dim": 8,
+            "dataset.batch_size": 64,
+            "train.steps": STEPS,
+            "optim.lr": 1e-4,
+            "ogan.ema_decay": 0.999,
+        }
+    )
     torch.manual_seed(0)
-    untrained = encoder_scores(OGAN(cfg))
+    untrained = encoder_scores(OGAN(Recipe.of_run(cfg)))
     torch.manual_seed(0)
-    model = OGAN(cfg)
+    model = OGAN(Recipe.of_run(cfg))
     data = ShapesDataModule(size=10000, resolution=32, batch_size=64, holdout_size=64, seed=42)
-    trainer = pl.Trainer(accelerator="cpu", max_steps=2 * STEPS, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=2 * STEPS,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(model, datamodule=data)
     trained = encoder_scores(model)
     print(f"untrained: {untrained}\ntrained:   {trained}")
@@ -72,50 +94,37 @@ def test_training_makes_e_an_encoder_of_g_and_of_the_data():
         assert moved > 2 * trained["factor_editing/random/change@2"], factor
 
 
-DIGIT_STEPS = 600
-
-
 @pytest.mark.slow
-def test_training_on_the_builtin_digits_beats_the_untrained_model(tmp_path):
+def test_training_on_the_builtin_digits_beats_the_untrained_model(tmp_path, digits_600):
     """The default run's settings on the built-in real digits, DIGIT_STEPS generator iterations (about
-    a minute on a 2-core CPU), scored by the classifier metrics against the untrained model.
+    a minute on a 2-core CPU; tests.conftest.train_digits, shared with the encoder tools' test),
+    scored by the classifier metrics against the untrained model.
     Asserted (untrained -> trained): reconstruction label accuracy < 0.3 -> > 0.75; class-IS of
-    samples < 2.5 -> at least 3.5 higher; classifier FD down to under 30% of the untrained model's.
-    Measured 2026-12-02: 0.10 -> 0.824, 1.00 -> 4.99, FD 1064 -> 68.6. Precision, recall, density,
-    coverage (2026-12-03): all 0 -> 0.596, 0.682, 0.377, 0.097 (real held-out digits: 0.892, 0.897,
-    1.016, 0.418); asserted: precision and recall above 0.4, density above 0.2, coverage above 0.05.
-    For scale, the full default run (2,500 iterations) measured 0.884, 7.09 and 8.45 (FD)."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf, open_dict
-
+    samples < 2.5 -> at least 3.5 higher; classifier FD down to under 30% of the untrained model's;
+    precision and recall above 0.4, density above 0.2, coverage above 0.05 (measured values: the
+    results page, "The learning tests")."""
     from ogan_pl.data import DigitsDataModule
     from ogan_pl.metrics import MetricContext, MetricSet
-    from tests.conftest import ROOT
 
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=["logger=none", f"train.steps={DIGIT_STEPS}"])
-    with open_dict(cfg):
-        cfg.paths = {k: str(tmp_path) for k in ("root_dir", "data_dir", "cache_dir", "log_dir", "output_dir")}
-    config = OmegaConf.to_container(cfg, resolve=True)
-    assert config["dataset"]["_name_"] == "digits"  # the default run
+    model, config = digits_600
     names = ["recon_classifier", "is_classifier", "fd_classifier", "prdc_classifier", "health"]
     metric_set = MetricSet(names)
 
     def scores(model) -> dict:
         data = DigitsDataModule(batch_size=64)
-        ctx = MetricContext(model=model, datamodule=data, n_fake=1000, batch_size=250, cache_dir=str(tmp_path),
-                            classifier=config["metrics"]["classifier"])
+        ctx = MetricContext(
+            model=model,
+            datamodule=data,
+            n_fake=1000,
+            batch_size=250,
+            cache_dir=str(tmp_path),
+            classifier=config["metrics"]["classifier"],
+        )
         metric_set.setup(ctx)
         return metric_set.compute(ctx)
 
     torch.manual_seed(0)
-    untrained, _ = scores(OGAN(config))
-    torch.manual_seed(0)
-    model = OGAN(config)
-    data = DigitsDataModule(**{k: v for k, v in config["dataset"].items() if k != "_name_"})
-    trainer = pl.Trainer(accelerator="cpu", max_steps=2 * DIGIT_STEPS, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False)
-    trainer.fit(model, datamodule=data)
+    untrained, _ = scores(OGAN(Recipe.of_run(config)))
     trained, protocol = scores(model)
     print(f"untrained: {untrained}\ntrained:   {trained}\nreference: {protocol['reference']}")
     assert protocol["classifier"]["holdout_accuracy"] > 0.95

@@ -1,5 +1,6 @@
 """FID / KID / IS pipeline: numbers against independent computations, the real-statistics cache,
 the Inception loading path (random weights written by the test), and DDP summation."""
+
 import os
 import pickle
 import urllib.error
@@ -46,8 +47,9 @@ def reference_kid(real: np.ndarray, fake: np.ndarray) -> float:
     k = lambda a, b: (a @ b.T / d + 1) ** 3  # noqa: E731
     m = len(real)
     kxx, kyy, kxy = k(real, real), k(fake, fake), k(real, fake)
-    return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
-                 - 2 * kxy.mean())
+    return float(
+        (kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.mean()
+    )
 
 
 def score(real, fake, names=("fid", "kid", "is"), **kwargs) -> dict:
@@ -96,8 +98,10 @@ def test_statistics_are_float64_and_autocast_does_not_reach_them():
     real, fake = images(300, 0), images(300, 1, shift=3)
     plain = ImageMetrics(LinearFeatures(), ["fid"])
     under_autocast = ImageMetrics(LinearFeatures(), ["fid"])
-    for metrics, ctx in ((plain, torch.autocast("cpu", enabled=False)),
-                         (under_autocast, torch.autocast("cpu", dtype=torch.bfloat16))):
+    for metrics, ctx in (
+        (plain, torch.autocast("cpu", enabled=False)),
+        (under_autocast, torch.autocast("cpu", dtype=torch.bfloat16)),
+    ):
         with ctx:
             metrics.update(real, real=True)
             metrics.update(fake, real=False)
@@ -146,7 +150,7 @@ class PixelData:
     def real_dataloader(self, n=None, batch_size=None):
         self.loads += 1
         subset = self.train_set[:n]
-        return [{"image": torch.stack([d["image"] for d in subset[i:i + 32]])} for i in range(0, len(subset), 32)]
+        return [{"image": torch.stack([d["image"] for d in subset[i : i + 32]])} for i in range(0, len(subset), 32)]
 
 
 def test_real_statistics_cache_hit_and_invalidation(tmp_path, caplog):
@@ -185,8 +189,9 @@ def test_real_statistics_cache_hit_and_invalidation(tmp_path, caplog):
     blob = torch.load(path, weights_only=True)
     blob["key"]["num_images"] = 7
     torch.save(blob, path)
-    assert not prepare_real_stats(ImageMetrics(TinyFeatures(), ["fid"]), data, tmp_path,
-                                  n_real=100)["real_stats_cached"]
+    assert not prepare_real_stats(ImageMetrics(TinyFeatures(), ["fid"]), data, tmp_path, n_real=100)[
+        "real_stats_cached"
+    ]
     assert prepare_real_stats(ImageMetrics(TinyFeatures(), ["fid"]), data, tmp_path, n_real=100)["real_stats_cached"]
 
 
@@ -220,7 +225,8 @@ def test_fid_kid_and_prdc_under_ddp_see_every_ranks_fakes_and_the_reals_once():
     single = score(real, fake, names=("fid", "kid", "prdc"), kid_subsets=1, kid_subset_size=100)
     for rank in (0, 1):
         assert {k: v for k, v in out[rank].items() if not k.startswith("kid")} == pytest.approx(
-            {k: v for k, v in single.items() if not k.startswith("kid")}, rel=1e-5)
+            {k: v for k, v in single.items() if not k.startswith("kid")}, rel=1e-5
+        )
         assert out[rank]["kid_mean"] > 0  # the subsets differ from one process's draw: not compared
 
 
@@ -232,7 +238,7 @@ def test_missing_weights_error_names_the_file_the_url_and_both_fixes(torch_home_
     assert "\n" not in message
     assert inception_module.WEIGHTS_NAME in message and inception_module.WEIGHTS_URL in message
     assert str(torch_home_empty) in message and "metrics.inception_weights=PATH" in message
-    with pytest.raises(UserError, match="metrics.inception_weights=/nowhere/w.pth does not exist"):
+    with pytest.raises(UserError, match=r"metrics.inception_weights=/nowhere/w.pth does not exist"):
         find_inception_weights("/nowhere/w.pth")
 
 
@@ -241,12 +247,14 @@ def test_failed_download_is_one_line_error(torch_home_empty, monkeypatch):
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
-    with pytest.raises(UserError, match="download failed .*URLError.* metrics.inception_weights=PATH"):
+    with pytest.raises(UserError, match=r"download failed .*URLError.* metrics.inception_weights=PATH"):
         find_inception_weights(None, download=True)
 
 
 def test_weights_found_in_the_torch_hub_cache(torch_home):
-    assert find_inception_weights(None, download=False) == torch_home / "hub/checkpoints" / inception_module.WEIGHTS_NAME
+    assert (
+        find_inception_weights(None, download=False) == torch_home / "hub/checkpoints" / inception_module.WEIGHTS_NAME
+    )
 
 
 def test_inception_features_match_torch_fidelity_and_give_fid(inception_weights):
@@ -258,8 +266,9 @@ def test_inception_features_match_torch_fidelity_and_give_fid(inception_weights)
     x = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
     features, logits = net(x)
     assert features.shape == (4, 2048) and logits.shape == (4, 1008)
-    reference = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
-                                            feature_extractor_weights_path=str(inception_weights))
+    reference = FeatureExtractorInceptionV3(
+        "inception-v3-compat", ["2048", "logits_unbiased"], feature_extractor_weights_path=str(inception_weights)
+    )
     ref_features, ref_logits = reference(x)
     torch.testing.assert_close(features, ref_features, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(logits, ref_logits, rtol=1e-4, atol=1e-5)
@@ -288,8 +297,7 @@ def test_weights_file_with_a_pickle_payload_is_refused(tmp_path):
 
 
 def test_real_stats_dataclass_rejects_inconsistent_shapes():
-    ok = RealStats(torch.zeros(3, dtype=torch.float64), torch.zeros(3, 3, dtype=torch.float64), 5,
-                   torch.zeros(5, 3))
+    ok = RealStats(torch.zeros(3, dtype=torch.float64), torch.zeros(3, 3, dtype=torch.float64), 5, torch.zeros(5, 3))
     assert ok.is_consistent()
     assert not RealStats(ok.features_sum, torch.zeros(2, 2, dtype=torch.float64), 5).is_consistent()
     assert not RealStats(ok.features_sum, ok.features_cov_sum, 5, torch.zeros(4, 3)).is_consistent()

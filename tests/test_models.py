@@ -1,11 +1,13 @@
 """Architectures of docs/method.md ("Reference architectures"): shapes, channel widths, BatchNorm settings, init, EMA."""
+
 import math
 
 import pytest
 import torch
 
 from ogan_pl.method.ema import EMA
-from ogan_pl.models import DiscriminatorHead, Encoder, Generator, SelfModulatedBatchNorm2d
+from ogan_pl.method.head import DiscriminatorHead
+from ogan_pl.models import Encoder, Generator, SelfModulatedBatchNorm2d
 
 
 def small_width(resolution: int) -> int:
@@ -16,8 +18,13 @@ def small_width(resolution: int) -> int:
 @pytest.mark.parametrize("variant", ["dcgan", "dcgan_sm"])
 @pytest.mark.parametrize("channels", [1, 3])
 def test_shapes(resolution, variant, channels):
-    kwargs = dict(resolution=resolution, channels=channels, z_dim=16, bottom_channels=small_width(resolution),
-                  kernel_size=4 if variant == "dcgan_sm" else 5)
+    kwargs = {
+        "resolution": resolution,
+        "channels": channels,
+        "z_dim": 16,
+        "bottom_channels": small_width(resolution),
+        "kernel_size": 4 if variant == "dcgan_sm" else 5,
+    }
     E = Encoder(**kwargs)
     G = Generator(**kwargs, self_modulated=variant == "dcgan_sm")
     z = torch.randn(2, 16)
@@ -76,7 +83,7 @@ def test_ema_update_and_warmup():
     net(torch.randn(4, 3))  # changes BN running stats
     ema.update(net, step=5)
     d = 6 / 15
-    for b, e, p in zip(before, ema.module.parameters(), net.parameters()):
+    for b, e, p in zip(before, ema.module.parameters(), net.parameters(), strict=True):
         torch.testing.assert_close(e, d * b + (1 - d) * p)
     torch.testing.assert_close(ema.module[1].running_mean, net[1].running_mean)
     ema.train()
@@ -84,6 +91,7 @@ def test_ema_update_and_warmup():
 
 
 # --- model=resnet ---------------------------------------------------------------------------------
+
 
 def resnet(**kwargs):
     from ogan_pl.models.resnet import ResNet
@@ -178,7 +186,7 @@ def test_resnet_ema_state_dict_and_pickle():
         for p in E.parameters():
             p.add_(0.1)
     ema.update(E, step=10**6)
-    for b, e, p in zip(before, ema.module.parameters(), E.parameters()):
+    for b, e, p in zip(before, ema.module.parameters(), E.parameters(), strict=True):
         torch.testing.assert_close(e, 0.9 * b + 0.1 * p)
     E2 = resnet().encoder()
     E2.load_state_dict(E.state_dict())
@@ -189,13 +197,22 @@ def test_resnet_ema_state_dict_and_pickle():
     torch.testing.assert_close(E3(x), E(x))
 
 
-@pytest.mark.parametrize("kwargs, key", [({"resolution": 16}, "dataset.resolution=16"),
-                                         ({"resolution": 48}, "dataset.resolution=48"),
-                                         ({"width": 0}, "model.width=0"), ({"e_norm": "layer"}, "model.e_norm='layer'"),
-                                         ({"pooling": "max"}, "model.pooling='max'"),
-                                         ({"z_dim": 1}, "model.z_dim=1")])
+@pytest.mark.parametrize(
+    "kwargs, key",
+    [
+        ({"resolution": 16}, "dataset.resolution=16"),
+        ({"resolution": 48}, "dataset.resolution=48"),
+        ({"width": 0}, "model.width=0"),
+        ({"e_norm": "layer"}, "model.e_norm='layer'"),
+        ({"pooling": "max"}, "model.pooling='max'"),
+        ({"z_dim": 1}, "model.z_dim=1"),
+    ],
+)
 def test_resnet_bad_arguments_are_one_line_errors(kwargs, key):
+    """Built from a config (the registry: the constructor's declared ranges, then its own checks)."""
+    from ogan_pl.registry.registries import ARCHITECTURES
     from ogan_pl.utils.errors import UserError
 
+    node = {"_name_": "resnet", "resolution": 32, "channels": 3, "z_dim": 16, "width": 4, **kwargs}
     with pytest.raises(UserError, match=key.replace("[", r"\[")):
-        resnet(**kwargs)
+        ARCHITECTURES.build(node, "model")

@@ -1,11 +1,12 @@
 """The LightningModule: update isolation inside a real Trainer, the inference API, loading."""
+
 import pytest
 import pytorch_lightning as pl
 import torch
 
 from ogan_pl import OGAN
 from ogan_pl.data import ShapesDataModule
-from ogan_pl.method.losses import standardize
+from ogan_pl.method.correlation import standardize
 
 
 def snapshot(module):
@@ -13,7 +14,7 @@ def snapshot(module):
 
 
 def same(a, b):
-    return all(torch.equal(x, y) for x, y in zip(a, b))
+    return all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
 
 
 class UpdateIsolation(pl.Callback):
@@ -50,14 +51,20 @@ class UpdateIsolation(pl.Callback):
         opt_g.register_step_pre_hook(g_pre)
         opt_g.register_step_post_hook(g_post)
 
-
     def on_train_batch_end(self, trainer, model, outputs, batch, batch_idx):
         assert all(p.requires_grad for p in model.E.parameters()), "E left frozen after the G step"
 
 
 def tiny_trainer(steps_per_iter: int, iters: int, callbacks=()) -> pl.Trainer:
-    return pl.Trainer(accelerator="cpu", max_steps=iters * steps_per_iter, logger=False, enable_checkpointing=False,
-                      enable_progress_bar=False, enable_model_summary=False, callbacks=list(callbacks))
+    return pl.Trainer(
+        accelerator="cpu",
+        max_steps=iters * steps_per_iter,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=list(callbacks),
+    )
 
 
 def tiny_data(**kwargs) -> ShapesDataModule:
@@ -79,7 +86,7 @@ def test_ema_tracks_the_live_weights(make_model):
     ema, live = snapshot(model.G_ema.module), snapshot(model.G)
     assert not same(ema, initial) and not same(ema, live)
     # after 3 updates with warm-up decays 2/11, 3/12, 4/13 the EMA sits between init and live
-    assert all(torch.allclose(e, i, atol=1) for e, i in zip(ema, initial))
+    assert all(torch.allclose(e, i, atol=1) for e, i in zip(ema, initial, strict=True))
 
 
 def test_inference_api(make_model):
@@ -122,8 +129,15 @@ def test_load_from_checkpoint_needs_no_arguments(make_model, tmp_path):
 
 def test_joint_update_honours_both_optimizer_configs(make_model):
     """train.update=joint steps E's optimizer and G's optimizer, each as configured."""
-    model = make_model(**{"train.update": "joint", "optim": "adam", "optim.generator._name_": "sgd",
-                          "~optim.generator.betas": "[0.5,0.999]", "optim.lr_g": 0.01})
+    model = make_model(
+        **{
+            "train.update": "joint",
+            "optim": "adam",
+            "optim.generator._name_": "sgd",
+            "~optim.generator.betas": "[0.5,0.999]",
+            "optim.lr_g": 0.01,
+        }
+    )
     opt_e, opt_g = model.configure_optimizers()
     assert type(opt_e) is torch.optim.Adam and type(opt_g) is torch.optim.SGD
     assert opt_g.param_groups[0]["lr"] == 0.01 and opt_e.param_groups[0]["lr"] == 2e-4
@@ -150,7 +164,7 @@ def test_bare_loop_and_lightning_run_the_same_step(make_model):
     loop = BareLoop(bare, torch.device("cpu"), "32-true", seed=0)
     loop.step(first.images)
     assert bare.g_iter == lightning.g_iter == 1
-    for a, b in zip(lightning.state_dict().values(), bare.state_dict().values()):
+    for a, b in zip(lightning.state_dict().values(), bare.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b)
 
 
@@ -160,12 +174,20 @@ def test_resnet_trains_with_every_loss_and_both_schemes(make_model, loss, update
     """model=resnet plugs into the unchanged training step: every loss, both update schemes, with
     and without augmentation; both networks move and the losses stay finite."""
     extra = {"loss.r1_gamma": 1.0} if loss in ("nsgan", "rpgan") else {}
-    model = make_model(**{"model": "resnet", "model.width": 2, "loss": loss, "train.update": update,
-                          "augment": "diffaug" if loss in ("gan_qp", "rpgan") else "none", **extra})
+    model = make_model(
+        **{
+            "model": "resnet",
+            "model.width": 2,
+            "loss": loss,
+            "train.update": update,
+            "augment": "diffaug" if loss in ("gan_qp", "rpgan") else "none",
+            **extra,
+        }
+    )
     opt_e, opt_g = model.configure_optimizers()
     before_e, before_g = snapshot(model.E), snapshot(model.G)
     for _ in range(2):
-        stats = model.train_iteration(torch.rand(8, 3, 32, 32) * 2 - 1, opt_e, opt_g, lambda l: l.backward())
+        stats = model.train_iteration(torch.rand(8, 3, 32, 32) * 2 - 1, opt_e, opt_g, lambda loss: loss.backward())
     assert all(v.isfinite() for v in stats.values())
     assert not same(before_e, snapshot(model.E)) and not same(before_g, snapshot(model.G))
 

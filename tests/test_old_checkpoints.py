@@ -1,6 +1,7 @@
 """A checkpoint written before the package was regrouped (tests/fixtures/pre_layout.ckpt, by the code
 of commit 69a7abd: `python train.py dataset=shapes debug=fast train.steps=2 dataset.size=64
 dataset.holdout_size=16 model.bottom_channels=16`) still loads, evaluates and resumes."""
+
 import shutil
 
 import torch

@@ -1,5 +1,6 @@
 """Perceptual path length: slerp against SciPy's, the percentile filter against StyleGAN2-ADA's NumPy
 formula, path lengths against closed forms on a linear generator, and the registered metrics."""
+
 import numpy as np
 import pytest
 import torch
@@ -46,7 +47,10 @@ def squared_l2(a, b):
 def test_path_lengths_match_closed_forms_on_a_linear_generator():
     gen = torch.Generator().manual_seed(0)
     weight = torch.randn(5, 4, generator=gen, dtype=torch.float64)
-    a, b = torch.randn(64, 4, generator=gen, dtype=torch.float64), torch.randn(64, 4, generator=gen, dtype=torch.float64)
+    a, b = (
+        torch.randn(64, 4, generator=gen, dtype=torch.float64),
+        torch.randn(64, 4, generator=gen, dtype=torch.float64),
+    )
     # lerp: the path is straight, d / eps^2 = ||W (b - a)||^2 wherever t falls
     got = path_lengths(LinearG(weight), squared_l2, a, b, lerp, epsilon=1e-4, batch_size=10)
     want = ((b - a) @ weight.T).pow(2).sum(1)
@@ -57,10 +61,12 @@ def test_path_lengths_match_closed_forms_on_a_linear_generator():
     v = torch.nn.functional.normalize(torch.randn(32, 4, generator=gen, dtype=torch.float64), dim=1)
     v = torch.nn.functional.normalize(v - (u * v).sum(1, keepdim=True) * u, dim=1)
     for sampling in ("full", "end"):
-        got = path_lengths(LinearG(torch.eye(4, dtype=torch.float64)), squared_l2, r * u, r * v, slerp,
-                           sampling=sampling)
-        torch.testing.assert_close(got, torch.full((32,), (r * torch.pi / 2) ** 2, dtype=torch.float64), rtol=5e-3,
-                                   atol=0)
+        got = path_lengths(
+            LinearG(torch.eye(4, dtype=torch.float64)), squared_l2, r * u, r * v, slerp, sampling=sampling
+        )
+        torch.testing.assert_close(
+            got, torch.full((32,), (r * torch.pi / 2) ** 2, dtype=torch.float64), rtol=5e-3, atol=0
+        )
 
 
 def test_path_lengths_are_deterministic_given_the_seed():
@@ -76,12 +82,15 @@ def test_path_lengths_are_deterministic_given_the_seed():
     assert not torch.equal(one, path_lengths(LinearG(weight), cubic, a, b, slerp, seed=4))
 
 
-@pytest.mark.parametrize("options,message", [
-    ({"sampling": "middle"}, "metrics.ppl_classifier.sampling='middle' must be one of: full, end"),
-    ({"paths": ["w"]}, "metrics.ppl_classifier.paths=['w'] must name z and/or encoder"),
-    ({"epsilon": 0}, "metrics.ppl_classifier.epsilon=0.0 must be a number in (0, 1)"),
-    ({"n_paths": 1}, "metrics.ppl_classifier.n_paths=1 must be an integer >= 2"),
-])
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        ({"sampling": "middle"}, "metrics.ppl_classifier.sampling='middle' must be one of: full, end"),
+        ({"paths": ["w"]}, "metrics.ppl_classifier.paths[0]='w' must be one of: z, encoder"),
+        ({"epsilon": 0}, "metrics.ppl_classifier.epsilon=0 must be a finite number > 0 and < 1 (e.g. 1e-4)"),
+        ({"n_paths": 1}, "metrics.ppl_classifier.n_paths=1 must be an integer >= 2"),
+    ],
+)
 def test_bad_ppl_options_are_one_line(options, message):
     with pytest.raises(UserError) as info:
         MetricSet(["ppl_classifier"], {"ppl_classifier": options})

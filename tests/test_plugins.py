@@ -1,4 +1,5 @@
 """A researcher's own parts: one class each in their own package, named on the command line."""
+
 import json
 import os
 import textwrap
@@ -21,7 +22,7 @@ from ogan_pl.data.arrays import ArrayImages
 from ogan_pl.method.losses import FGHLoss
 from ogan_pl.metrics import Metric
 from ogan_pl.models import Architecture
-from ogan_pl.parts.registry import ARCHITECTURES, DATASETS, LOSSES, METRICS
+from ogan_pl.registry.registries import ARCHITECTURES, DATASETS, LOSSES, METRICS
 
 
 @ARCHITECTURES.register("tiny_mlp")
@@ -124,9 +125,20 @@ def test_plugin_parts_train_evaluate_and_are_listed(plugin):
     for name in ("tiny_mlp", "soft_hinge", "stripes", "mean_brightness", "hidden: int = 32"):
         assert name in listing.stdout, name
 
-    run_in(tmp_path, "train.py", "plugins=[mylab_parts]", f"hydra.searchpath=[file://{tmp_path / 'myconf'}]",
-           "model=tiny_mlp", "dataset=stripes", "loss._name_=soft_hinge", "train.steps=3", "logger=none",
-           "callbacks.images.every_n_steps=3", "hydra.run.dir=run", env=env)
+    run_in(
+        tmp_path,
+        "train.py",
+        "plugins=[mylab_parts]",
+        f"hydra.searchpath=[file://{tmp_path / 'myconf'}]",
+        "model=tiny_mlp",
+        "dataset=stripes",
+        "loss._name_=soft_hinge",
+        "train.steps=3",
+        "logger=none",
+        "callbacks.images.every_n_steps=3",
+        "hydra.run.dir=run",
+        env=env,
+    )
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
     config = ckpt["hyper_parameters"]["config"]
     assert config["model"]["_name_"] == "tiny_mlp" and config["dataset"]["_name_"] == "stripes"
@@ -134,13 +146,28 @@ def test_plugin_parts_train_evaluate_and_are_listed(plugin):
     assert ckpt["ogan"]["g_iter"] == 3 and (tmp_path / "run" / "images" / "samples_0000003.png").is_file()
 
     # the checkpoint names the plugin's parts: without the plugin, one line that says which to pass
-    proc = run_in(tmp_path, "evaluate.py", "ckpt=run/checkpoints/last.ckpt", "metrics.names=[encoder]",
-                  "hydra.run.dir=ev0", env=env, check=False)
+    proc = run_in(
+        tmp_path,
+        "evaluate.py",
+        "ckpt=run/checkpoints/last.ckpt",
+        "metrics.names=[encoder]",
+        "hydra.run.dir=ev0",
+        env=env,
+        check=False,
+    )
     last = proc.stderr.strip().splitlines()[-1]
     assert proc.returncode == 2 and "'tiny_mlp'" in last and "plugins=[mylab_parts]" in last, proc.stderr[-2000:]
 
-    run_in(tmp_path, "evaluate.py", "ckpt=run/checkpoints/last.ckpt", "plugins=[mylab_parts]",
-           "metrics.names=[mean_brightness,encoder]", "metrics.encoder.n_rho=32", "hydra.run.dir=ev1", env=env)
+    run_in(
+        tmp_path,
+        "evaluate.py",
+        "ckpt=run/checkpoints/last.ckpt",
+        "plugins=[mylab_parts]",
+        "metrics.names=[mean_brightness,encoder]",
+        "metrics.encoder.n_rho=32",
+        "hydra.run.dir=ev1",
+        env=env,
+    )
     record = json.loads((tmp_path / "run" / "checkpoints" / "metrics.jsonl").read_text().splitlines()[-1])
     assert -1 <= record["metrics"]["mean_brightness"] <= 1 and "recon/psnr" in record["metrics"]
     assert record["protocol"]["n_brightness"] == 16

@@ -1,6 +1,7 @@
 """Precision, recall, density, coverage: the chunked torch computation against brute-force NumPy
 (ties and duplicates included), the known case of two samples of one Gaussian, and the metrics
 that report them (Inception's pass shared with FID, the domain classifier's features)."""
+
 import numpy as np
 import pytest
 import torch
@@ -16,10 +17,12 @@ def brute_force(real: np.ndarray, fake: np.ndarray, k_pr: int = 3, k_dc: int = 5
     d_rr, d_ff, d_rf = dist(real, real), dist(fake, fake), dist(real, fake)
     r_real = np.sort(d_rr, axis=1)  # column 0: the point itself
     r_fake = np.sort(d_ff, axis=1)
-    return {"precision": (d_rf <= r_real[:, [k_pr]]).any(0).mean(),
-            "recall": (d_rf <= r_fake[:, k_pr][None, :]).any(1).mean(),
-            "density": (d_rf <= r_real[:, [k_dc]]).sum(0).mean() / k_dc,
-            "coverage": (d_rf.min(1) <= r_real[:, k_dc]).mean()}
+    return {
+        "precision": (d_rf <= r_real[:, [k_pr]]).any(0).mean(),
+        "recall": (d_rf <= r_fake[:, k_pr][None, :]).any(1).mean(),
+        "density": (d_rf <= r_real[:, [k_dc]]).sum(0).mean() / k_dc,
+        "coverage": (d_rf.min(1) <= r_real[:, k_dc]).mean(),
+    }
 
 
 def test_matches_brute_force_with_ties_and_duplicates_in_any_chunking():
@@ -57,7 +60,7 @@ def test_two_samples_of_one_gaussian_and_the_ways_to_fail():
     real, fake = torch.randn(3000, 8, generator=gen), torch.randn(3000, 8, generator=gen)
     same = prdc(real, fake)
     assert same["density"] == pytest.approx(1.0, abs=0.05)
-    assert same["coverage"] == pytest.approx(1 - 2 ** -5, abs=0.02)
+    assert same["coverage"] == pytest.approx(1 - 2**-5, abs=0.02)
     assert same["precision"] > 0.7 and same["recall"] > 0.7
     # measured (seed 0): same 0.90 / 0.89 / 0.99 / 0.969; half 0.89 / 0.63 / 0.98 / 0.66; off 0.25 / 0.32 / 0.13 / 0.09
     half = prdc(real, fake[fake[:, 0] > 0])  # mode dropping: half the space never generated

@@ -1,4 +1,6 @@
 """Kill tests: SIGTERM / SIGUSR1 save and resume=auto continues; SIGKILL mid-save corrupts nothing."""
+
+import pickle
 import signal
 import time
 from pathlib import Path
@@ -10,8 +12,14 @@ from ogan_pl.checkpoints import find_resume_checkpoint
 from tests.conftest import run_in, start_in
 from tests.test_cli import TINY, read_csv_metrics
 
-LONG = [*TINY, "train.steps=100000", "callbacks.checkpoint.every_n_steps=25", "callbacks.images.every_n_steps=100000",
-        "logger=csv", "hydra.run.dir=run"]
+LONG = [
+    *TINY,
+    "train.steps=100000",
+    "callbacks.checkpoint.every_n_steps=25",
+    "callbacks.images.every_n_steps=100000",
+    "logger=csv",
+    "hydra.run.dir=run",
+]
 
 
 def wait_for(path: Path, proc, timeout: float = 120) -> None:
@@ -47,8 +55,14 @@ def test_stop_signal_saves_and_resume_auto_continues(tmp_path, signum):
     assert stopped_at >= 25 and saved["global_step"] == 2 * stopped_at  # saved at a step boundary
 
     record = tmp_path / "state_at_start.pt"
-    run_in(tmp_path, "train.py", *LONG, f"train.steps={stopped_at + 3}",  # resume=auto is the default
-           "+callbacks.record._target_=tests.helpers.RecordStateAtStart", f"+callbacks.record.path={record}")
+    run_in(
+        tmp_path,
+        "train.py",
+        *LONG,
+        f"train.steps={stopped_at + 3}",  # resume=auto is the default
+        "+callbacks.record._target_=tests.helpers.RecordStateAtStart",
+        f"+callbacks.record.path={record}",
+    )
     assert_same_state(torch.load(record, weights_only=True), saved)
     final = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
     assert final["ogan"]["g_iter"] == stopped_at + 3
@@ -56,15 +70,22 @@ def test_stop_signal_saves_and_resume_auto_continues(tmp_path, signum):
     assert steps[-3:] == [stopped_at + 1, stopped_at + 2, stopped_at + 3]
 
 
-@pytest.mark.parametrize("slow_write,resumes_at", [
-    (3, 2),  # killed writing giter_0000004.ckpt: giter_0000002 / last.ckpt (2) are the newest complete
-    (4, 4),  # killed writing last.ckpt at 4: the old last.ckpt is intact, giter_0000004.ckpt is newer
-])
+@pytest.mark.parametrize(
+    "slow_write,resumes_at",
+    [
+        (3, 2),  # killed writing giter_0000004.ckpt: giter_0000002 / last.ckpt (2) are the newest complete
+        (4, 4),  # killed writing last.ckpt at 4: the old last.ckpt is intact, giter_0000004.ckpt is newer
+    ],
+)
 def test_sigkill_during_a_checkpoint_write_leaves_the_previous_one_usable(tmp_path, slow_write, resumes_at):
     args = [*TINY, "train.steps=100", "logger=none", "hydra.run.dir=run"]  # checkpoints every 2 iterations
     marker = tmp_path / "writing"
-    proc = start_in(tmp_path, "tests/scripts/train_with_slow_saves.py", *args,
-                    env={"SLOW_SAVE_FROM": str(slow_write), "SLOW_SAVE_MARKER": str(marker)})
+    proc = start_in(
+        tmp_path,
+        "tests/scripts/train_with_slow_saves.py",
+        *args,
+        env={"SLOW_SAVE_FROM": str(slow_write), "SLOW_SAVE_MARKER": str(marker)},
+    )
     try:
         wait_for(marker, proc)
     finally:
@@ -72,7 +93,7 @@ def test_sigkill_during_a_checkpoint_write_leaves_the_previous_one_usable(tmp_pa
         proc.wait(timeout=60)
     partial = Path(marker.read_text())
     assert partial.exists() and partial.name.startswith(".")  # the half-written temporary file
-    with pytest.raises(Exception):
+    with pytest.raises((RuntimeError, EOFError, pickle.UnpicklingError)):  # whichever the cut falls on
         torch.load(partial, weights_only=True)
     checkpoints = tmp_path / "run" / "checkpoints"
     last = torch.load(checkpoints / "last.ckpt", weights_only=True)
@@ -81,8 +102,14 @@ def test_sigkill_during_a_checkpoint_write_leaves_the_previous_one_usable(tmp_pa
     assert newest["ogan"]["g_iter"] == resumes_at
 
     record = tmp_path / "state_at_start.pt"
-    run_in(tmp_path, "train.py", *args, "train.steps=6",
-           "+callbacks.record._target_=tests.helpers.RecordStateAtStart", f"+callbacks.record.path={record}")
+    run_in(
+        tmp_path,
+        "train.py",
+        *args,
+        "train.steps=6",
+        "+callbacks.record._target_=tests.helpers.RecordStateAtStart",
+        f"+callbacks.record.path={record}",
+    )
     assert_same_state(torch.load(record, weights_only=True), newest)
     assert torch.load(checkpoints / "last.ckpt", weights_only=True)["ogan"]["g_iter"] == 6
 

@@ -1,5 +1,6 @@
 """A run directory is one training's: locked while in use, never overwritten by a run that cannot
 resume there; broken checkpoint files are one line."""
+
 import json
 import os
 import subprocess
@@ -19,7 +20,9 @@ def test_a_locked_run_directory_refuses_a_second_holder_and_is_free_once_release
     with RunDirectoryLock(tmp_path / "run"):
         holder = json.loads((tmp_path / "run" / LOCK_FILE).read_text())
         assert holder["pid"] == os.getpid() and holder["host"]
-        with pytest.raises(UserError, match=rf"run directory .*run is in use by another training \(pid {os.getpid()} on"):
+        with pytest.raises(
+            UserError, match=rf"run directory .*run is in use by another training \(pid {os.getpid()} on"
+        ):
             RunDirectoryLock(tmp_path / "run").__enter__()
     with RunDirectoryLock(tmp_path / "run"):  # released: free again
         pass
@@ -57,8 +60,9 @@ def test_resume_auto_with_another_model_refuses_before_writing_anything(run_scri
     run_script("train.py", *TINY, "logger=none", "train.steps=2", "hydra.run.dir=run")
     run = tmp_path / "run"
     before = {p: p.read_bytes() for p in [run / "config.yaml", *(run / ".hydra").iterdir()]}
-    proc = run_script("train.py", *TINY, "logger=none", "train.steps=4", "model.bottom_channels=64",
-                      "hydra.run.dir=run", check=False)
+    proc = run_script(
+        "train.py", *TINY, "logger=none", "train.steps=4", "model.bottom_channels=64", "hydra.run.dir=run", check=False
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     line = proc.stderr.strip().splitlines()[-1]
     assert line.startswith("error: resume=auto:") and "model.bottom_channels=32 there, 64 here" in line
@@ -74,9 +78,13 @@ def bad_checkpoints(tmp_path) -> dict:
     for name, content in files.items():
         (tmp_path / name).write_bytes(content)
     torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.ckpt")  # a torch file, not a train.py checkpoint
-    return {"empty.ckpt": "cannot read checkpoint", "truncated.ckpt": "cannot read checkpoint",
-            "random.ckpt": "cannot read checkpoint", "foreign.ckpt": "is not a checkpoint written by train.py",
-            "folder": "is a directory"}
+    return {
+        "empty.ckpt": "cannot read checkpoint",
+        "truncated.ckpt": "cannot read checkpoint",
+        "random.ckpt": "cannot read checkpoint",
+        "foreign.ckpt": "is not a checkpoint written by train.py",
+        "folder": "is a directory",
+    }
 
 
 def test_every_kind_of_broken_checkpoint_file_is_a_user_error(tmp_path):
@@ -90,9 +98,14 @@ def test_every_kind_of_broken_checkpoint_file_is_a_user_error(tmp_path):
         assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("script, key, name", [("evaluate.py", "ckpt", "empty.ckpt"),
-                                               ("train.py", "ckpt_path", "truncated.ckpt"),
-                                               ("train.py", "ckpt_path", "folder")])
+@pytest.mark.parametrize(
+    "script, key, name",
+    [
+        ("evaluate.py", "ckpt", "empty.ckpt"),
+        ("train.py", "ckpt_path", "truncated.ckpt"),
+        ("train.py", "ckpt_path", "folder"),
+    ],
+)
 def test_broken_checkpoint_files_are_one_line_on_the_command_line(run_script, tmp_path, script, key, name):
     expected = bad_checkpoints(tmp_path)
     (tmp_path / "folder").mkdir()

@@ -1,28 +1,40 @@
 """lambda(t), the correlation weight's schedule (docs/method.md, "Scheduling lambda"): its values at
 given iterations, the training step's losses under it, and E's and G's own lambdas (loss.corr_factor_e, corr_factor_g)."""
+
 import math
 
 import pytest
 import torch
 
-from ogan_pl.method.losses import GANQP
 from ogan_pl.method.schedule import CorrSchedule, LRSchedule
+from ogan_pl.registry.registries import LOSSES
 from ogan_pl.utils.errors import UserError
 from tests.test_losses import gan_qp_numpy
 
 
-@pytest.mark.parametrize("schedule, values", [
-    # linear warm-up over 100 iterations: lambda * t / 100, then lambda
-    (CorrSchedule(0.5, warmup=100), {0: 0.0, 1: 0.005, 25: 0.125, 99: 0.495, 100: 0.5, 5000: 0.5}),
-    # cosine: lambda * (1 - cos(pi t / 100)) / 2
-    (CorrSchedule(0.5, warmup=100, shape="cosine"),
-     {0: 0.0, 25: 0.25 * (1 - math.cos(math.pi / 4)), 50: 0.25, 75: 0.25 * (1 - math.cos(3 * math.pi / 4)), 100: 0.5}),
-    # every 4th iteration, weighted 4 x lambda: the same lambda on average
-    (CorrSchedule(0.5, every=4), {0: 2.0, 1: 0.0, 2: 0.0, 3: 0.0, 4: 2.0, 402: 0.0, 404: 2.0}),
-    # both: the warm-up's ramp on the iterations that carry the term
-    (CorrSchedule(1.0, warmup=10, every=2), {0: 0.0, 1: 0.0, 4: 0.8, 5: 0.0, 10: 2.0, 11: 0.0}),
-    (CorrSchedule(0.5), {0: 0.5, 7: 0.5, 10**6: 0.5}),
-])
+@pytest.mark.parametrize(
+    "schedule, values",
+    [
+        # linear warm-up over 100 iterations: lambda * t / 100, then lambda
+        (CorrSchedule(0.5, warmup=100), {0: 0.0, 1: 0.005, 25: 0.125, 99: 0.495, 100: 0.5, 5000: 0.5}),
+        # cosine: lambda * (1 - cos(pi t / 100)) / 2
+        (
+            CorrSchedule(0.5, warmup=100, shape="cosine"),
+            {
+                0: 0.0,
+                25: 0.25 * (1 - math.cos(math.pi / 4)),
+                50: 0.25,
+                75: 0.25 * (1 - math.cos(3 * math.pi / 4)),
+                100: 0.5,
+            },
+        ),
+        # every 4th iteration, weighted 4 x lambda: the same lambda on average
+        (CorrSchedule(0.5, every=4), {0: 2.0, 1: 0.0, 2: 0.0, 3: 0.0, 4: 2.0, 402: 0.0, 404: 2.0}),
+        # both: the warm-up's ramp on the iterations that carry the term
+        (CorrSchedule(1.0, warmup=10, every=2), {0: 0.0, 1: 0.0, 4: 0.8, 5: 0.0, 10: 2.0, 11: 0.0}),
+        (CorrSchedule(0.5), {0: 0.5, 7: 0.5, 10**6: 0.5}),
+    ],
+)
 def test_schedule_values_at_given_iterations(schedule, values):
     for t, want in values.items():
         assert schedule(t) == pytest.approx(want, abs=1e-12), t
@@ -71,8 +83,9 @@ def test_e_and_g_have_their_own_lambda(make_model, lam, factor_e, factor_g):
     """E's loss with corr_factor_e x lambda, G's with corr_factor_g x lambda, each equal to the NumPy
     transcription."""
     lam_e, lam_g = lam * factor_e, lam * factor_g
-    model = make_model(seed=5, **{"loss.corr_weight": lam, "loss.corr_factor_e": factor_e,
-                                  "loss.corr_factor_g": factor_g})
+    model = make_model(
+        seed=5, **{"loss.corr_weight": lam, "loss.corr_factor_e": factor_e, "loss.corr_factor_g": factor_g}
+    )
     x, z = torch.rand(8, 3, 32, 32) * 2 - 1, torch.randn(8, model.z_dim)
     l_e, l_g = model.encoder_objective(x, z, step=0)[0].item(), model.generator_objective(x, z)[0].item()
     with torch.no_grad():
@@ -83,24 +96,38 @@ def test_e_and_g_have_their_own_lambda(make_model, lam, factor_e, factor_g):
     assert l_g == pytest.approx(gan_qp_numpy(*args, lam_g)[1], rel=1e-4, abs=1e-6)
 
 
-@pytest.mark.parametrize("kwargs, key", [
-    ({"corr_warmup": -1}, "loss.corr_warmup"), ({"corr_warmup": 2.5}, "loss.corr_warmup"),
-    ({"corr_every": 0}, "loss.corr_every"), ({"corr_warmup_shape": "exp"}, "loss.corr_warmup_shape"),
-    ({"corr_factor_e": -1.0}, "loss.corr_factor_e"), ({"corr_factor_g": float("nan")}, "loss.corr_factor_g"),
-])
+@pytest.mark.parametrize(
+    "kwargs, key",
+    [
+        ({"corr_warmup": -1}, "loss.corr_warmup"),
+        ({"corr_warmup": 2.5}, "loss.corr_warmup"),
+        ({"corr_every": 0}, "loss.corr_every"),
+        ({"corr_warmup_shape": "exp"}, "loss.corr_warmup_shape"),
+        ({"corr_factor_e": -1.0}, "loss.corr_factor_e"),
+        ({"corr_factor_g": float("nan")}, "loss.corr_factor_g"),
+    ],
+)
 def test_bad_schedule_values_are_one_line(kwargs, key):
     with pytest.raises(UserError, match=key):
-        GANQP(**kwargs)
+        LOSSES.build({"_name_": "gan_qp", **kwargs}, "loss")
 
 
-@pytest.mark.parametrize("schedule, values", [
-    # linear from half-way (iteration 50 of 100) down to 0.1: 1 - 0.9 (t - 50) / 50
-    (LRSchedule("linear", start=0.5, final=0.1, total=100), {0: 1.0, 50: 1.0, 60: 0.82, 75: 0.55, 100: 0.1, 500: 0.1}),
-    # cosine over the whole run down to 0.2: 0.2 + 0.8 (1 + cos(pi t / 100)) / 2
-    (LRSchedule("cosine", start=0.0, final=0.2, total=100),
-     {0: 1.0, 25: 0.2 + 0.4 * (1 + math.cos(math.pi / 4)), 50: 0.6, 100: 0.2}),
-    (LRSchedule("none", total=100), {0: 1.0, 100: 1.0}),
-])
+@pytest.mark.parametrize(
+    "schedule, values",
+    [
+        # linear from half-way (iteration 50 of 100) down to 0.1: 1 - 0.9 (t - 50) / 50
+        (
+            LRSchedule("linear", start=0.5, final=0.1, total=100),
+            {0: 1.0, 50: 1.0, 60: 0.82, 75: 0.55, 100: 0.1, 500: 0.1},
+        ),
+        # cosine over the whole run down to 0.2: 0.2 + 0.8 (1 + cos(pi t / 100)) / 2
+        (
+            LRSchedule("cosine", start=0.0, final=0.2, total=100),
+            {0: 1.0, 25: 0.2 + 0.4 * (1 + math.cos(math.pi / 4)), 50: 0.6, 100: 0.2},
+        ),
+        (LRSchedule("none", total=100), {0: 1.0, 100: 1.0}),
+    ],
+)
 def test_lr_schedule_values_at_given_iterations(schedule, values):
     for t, want in values.items():
         assert schedule(t) == pytest.approx(want, abs=1e-12), t
@@ -109,8 +136,15 @@ def test_lr_schedule_values_at_given_iterations(schedule, values):
 
 def test_training_step_sets_the_rates_of_the_iteration(make_model):
     """rate at iteration t = configured rate x f(t), for both optimizers; the configured rate is kept."""
-    model = make_model(**{"optim.decay": "linear", "optim.decay_start": 0.5, "optim.decay_final": 0.1,
-                          "train.steps": 20, "optim.lr": 1e-3})
+    model = make_model(
+        **{
+            "optim.decay": "linear",
+            "optim.decay_start": 0.5,
+            "optim.decay_final": 0.1,
+            "train.steps": 20,
+            "optim.lr": 1e-3,
+        }
+    )
     model.train()
     opt_e, opt_g = model.configure_optimizers()
     x = torch.rand(8, 3, 32, 32) * 2 - 1
@@ -133,8 +167,14 @@ def test_a_run_resumed_inside_the_decay_is_bitwise_the_uninterrupted_one(run_scr
     from tests.test_cli import TINY
     from tests.test_exact_resume import assert_bitwise_equal, final_state
 
-    args = [*TINY, "logger=none", "train.steps=10", "optim.decay=cosine", "optim.decay_start=0.2",
-            "callbacks.checkpoint.every_n_steps=5"]
+    args = [
+        *TINY,
+        "logger=none",
+        "train.steps=10",
+        "optim.decay=cosine",
+        "optim.decay_start=0.2",
+        "callbacks.checkpoint.every_n_steps=5",
+    ]
     run_script("train.py", *args, "hydra.run.dir=whole")
     (tmp_path / "parts/checkpoints").mkdir(parents=True)
     shutil.copy(tmp_path / "whole/checkpoints/giter_0000005.ckpt", tmp_path / "parts/checkpoints/")
@@ -143,10 +183,13 @@ def test_a_run_resumed_inside_the_decay_is_bitwise_the_uninterrupted_one(run_scr
     assert_bitwise_equal(final_state(tmp_path / "parts"), final_state(tmp_path / "whole"))
     whole = torch.load(tmp_path / "whole/checkpoints/last.ckpt", weights_only=True)["optimizer_states"]
     assert whole[0]["param_groups"][0]["lr"] == pytest.approx(
-        whole[0]["param_groups"][0]["initial_lr"] * LRSchedule("cosine", 0.2, 0.1, 10)(9))
+        whole[0]["param_groups"][0]["initial_lr"] * LRSchedule("cosine", 0.2, 0.1, 10)(9)
+    )
 
 
-@pytest.mark.parametrize("key, value", [("decay", "exp"), ("decay_start", 1.0), ("decay_final", 0), ("decay_final", 1.5)])
+@pytest.mark.parametrize(
+    "key, value", [("decay", "exp"), ("decay_start", 1.0), ("decay_final", 0), ("decay_final", 1.5)]
+)
 def test_bad_decay_values_are_one_line(run_script, key, value):
     proc = run_script("train.py", "logger=none", "train.steps=2", f"optim.{key}={value}", check=False)
     assert proc.returncode == 2 and f"optim.{key}" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

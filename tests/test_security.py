@@ -1,5 +1,6 @@
 """A checkpoint is a file from a stranger: loading one never runs code and never builds anything
 but a registered part, whichever entry point reads it."""
+
 import builtins
 import copy
 import hashlib
@@ -17,7 +18,8 @@ import torch
 
 import ogan_pl
 from ogan_pl import OGAN
-from ogan_pl.parts.registry import ARCHITECTURES, OPTIMIZERS
+from ogan_pl.checkpoints import Checkpoint
+from ogan_pl.registry.registries import ARCHITECTURES, OPTIMIZERS
 from ogan_pl.utils.errors import UserError
 from tests.conftest import run_in
 from tests.test_cli import TINY
@@ -49,12 +51,19 @@ def attack_vectors(tmp_path: Path) -> tuple[dict[str, dict], Path, Path]:
     pickled = pickle.dumps(_Payload(f"touch {sentinel}"))
     (tmp_path / "payload.pkl").write_bytes(pickled)
     vectors = {
-        "torch_load_bytes": {"_target_": "ogan_pl.module.torch.load", "weights_only": False,
-                             "f": {"_target_": "ogan_pl.run.sweeps.io.BytesIO",
-                                   "_args_": [{"_target_": "ogan_pl.data.cache.np.array", "_args_": [pickled],
-                                               "dtype": "uint8"}]}},
-        "np_load_allow_pickle": {"_target_": "ogan_pl.data.cache.np.load", "file": str(tmp_path / "payload.pkl"),
-                                 "allow_pickle": True},
+        "torch_load_bytes": {
+            "_target_": "ogan_pl.module.torch.load",
+            "weights_only": False,
+            "f": {
+                "_target_": "ogan_pl.run.sweeps.io.BytesIO",
+                "_args_": [{"_target_": "ogan_pl.data.cache.np.array", "_args_": [pickled], "dtype": "uint8"}],
+            },
+        },
+        "np_load_allow_pickle": {
+            "_target_": "ogan_pl.data.cache.np.load",
+            "file": str(tmp_path / "payload.pkl"),
+            "allow_pickle": True,
+        },
         "overwrite_file": {"_target_": "ogan_pl.utils.io.atomic_torch_save", "obj": 0, "path": str(victim)},
     }
     return vectors, sentinel, victim
@@ -71,8 +80,19 @@ def plant(config: dict, place: str, value) -> dict:
     return config
 
 
-PLACES = ["model", "model.encoder", "model.kernel_size", "loss", "optim.encoder", "optim.generator.betas",
-          "dataset.size", "train.extra.deeper", "ogan", "speed.compile", "evil"]
+PLACES = [
+    "model",
+    "model.encoder",
+    "model.kernel_size",
+    "loss",
+    "optim.encoder",
+    "optim.generator.betas",
+    "dataset.size",
+    "train.extra.deeper",
+    "ogan",
+    "speed.compile",
+    "evil",
+]
 
 
 def save_with_config(checkpoint: dict, config: dict, path: Path) -> Path:
@@ -112,18 +132,42 @@ def test_attack_vectors_refused_by_every_entry_point(real_checkpoint, tmp_path, 
         hostile = plant(config, "model.encoder", vector)
         if entry == "evaluate":
             path = save_with_config(checkpoint, hostile, tmp_path / f"{name}.ckpt")
-            proc = run_in(tmp_path, "evaluate.py", f"ckpt={path}", "metrics.names=[encoder]", "hydra.run.dir=ev",
-                          check=False, timeout=120)
+            proc = run_in(
+                tmp_path,
+                "evaluate.py",
+                f"ckpt={path}",
+                "metrics.names=[encoder]",
+                "hydra.run.dir=ev",
+                check=False,
+                timeout=120,
+            )
         elif entry == "train_ckpt_path":
             path = save_with_config(checkpoint, hostile, tmp_path / f"{name}.ckpt")
-            proc = run_in(tmp_path, "train.py", *TINY, "logger=none", "train.steps=3", f"ckpt_path={path}",
-                          f"hydra.run.dir=run_{name}", check=False, timeout=120)
+            proc = run_in(
+                tmp_path,
+                "train.py",
+                *TINY,
+                "logger=none",
+                "train.steps=3",
+                f"ckpt_path={path}",
+                f"hydra.run.dir=run_{name}",
+                check=False,
+                timeout=120,
+            )
         else:
             run_dir = tmp_path / f"resume_{name}"
             path = save_with_config(checkpoint, hostile, run_dir / "checkpoints" / "last.ckpt")
             before = hashlib.sha256(path.read_bytes()).hexdigest()
-            proc = run_in(tmp_path, "train.py", *TINY, "logger=none", "train.steps=3", f"hydra.run.dir={run_dir}",
-                          check=False, timeout=120)
+            proc = run_in(
+                tmp_path,
+                "train.py",
+                *TINY,
+                "logger=none",
+                "train.steps=3",
+                f"hydra.run.dir={run_dir}",
+                check=False,
+                timeout=120,
+            )
             assert hashlib.sha256(path.read_bytes()).hexdigest() == before
         assert proc.returncode == 2, (name, proc.stderr[-2000:])
         last = proc.stderr.strip().splitlines()[-1]
@@ -152,7 +196,7 @@ def reachable_callables() -> list[str]:
                         continue
                     try:
                         obj = getattr(value, sub)
-                    except Exception:  # lazily imported submodules that fail: nothing to call
+                    except Exception:  # noqa: BLE001, S112 - lazily imported submodules that fail: nothing to call
                         continue
                     if callable(obj):
                         names.add(f"{info.name}.{attr}.{sub}")
@@ -170,11 +214,20 @@ def test_no_reachable_callable_can_be_planted_in_a_stored_config(real_checkpoint
     checkpoint = torch.load(real_checkpoint, weights_only=True)
     config = checkpoint["hyper_parameters"]["config"]
     sentinel = tmp_path / "PWNED"
-    issue_paths = ["ogan_pl.module.torch.load", "ogan_pl.run.sweeps.io.BytesIO", "ogan_pl.data.cache.np.array",
-                   "ogan_pl.data.cache.np.load", "ogan_pl.utils.io.atomic_torch_save"]
+    issue_paths = [
+        "ogan_pl.module.torch.load",
+        "ogan_pl.run.sweeps.io.BytesIO",
+        "ogan_pl.data.cache.np.array",
+        "ogan_pl.data.cache.np.load",
+        "ogan_pl.utils.io.atomic_torch_save",
+    ]
     # the standard library's code runners, whether or not ogan_pl imports them
-    stdlib = [f"{m.__name__}.{a}" for m in (os, subprocess, shutil, pickle, builtins, importlib)
-              for a in dir(m) if not a.startswith("_") and callable(getattr(m, a))]
+    stdlib = [
+        f"{m.__name__}.{a}"
+        for m in (os, subprocess, shutil, pickle, builtins, importlib)
+        for a in dir(m)
+        if not a.startswith("_") and callable(getattr(m, a))
+    ]
     targets = sorted({*reachable_callables(), *issue_paths, *stdlib, "builtins.__import__"})
     for name in ("torch.load", "os.system", "subprocess.run", "shutil.rmtree", "numpy.load", "builtins.exec"):
         assert name in targets, name
@@ -194,7 +247,7 @@ def test_no_reachable_callable_can_be_planted_in_a_stored_config(real_checkpoint
         }
         for place, stored in hostile.items():
             try:
-                OGAN.from_checkpoint({**checkpoint, "hyper_parameters": {"config": stored}})
+                OGAN.from_checkpoint(Checkpoint.check({**checkpoint, "hyper_parameters": {"config": stored}}))
             except UserError as err:
                 assert place.split(".")[0] in str(err), (target, place, str(err))
                 continue

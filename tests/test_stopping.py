@@ -1,5 +1,6 @@
 """A run stops when asked (SIGTERM, Ctrl-C) at any moment within seconds, keeping its last checkpoint;
 a short run's end-of-run work is bounded by its length."""
+
 import os
 import signal
 import time
@@ -11,21 +12,33 @@ from ogan_pl.utils.stopping import StopRequested, StopSignals, deferred, interru
 from tests.conftest import run_in, start_in
 from tests.test_preemption import wait_for
 
-SMALL = ["dataset=shapes", "model.bottom_channels=32", "model.z_dim=16", "dataset.batch_size=8", "dataset.size=64",
-         "dataset.holdout_size=16", "callbacks.images.every_n_steps=2", "callbacks.checkpoint.every_n_steps=2",
-         "logger=none", "hydra.run.dir=run", "paths.cache_dir=cache"]
+SMALL = [
+    "dataset=shapes",
+    "model.bottom_channels=32",
+    "model.z_dim=16",
+    "dataset.batch_size=8",
+    "dataset.size=64",
+    "dataset.holdout_size=16",
+    "callbacks.images.every_n_steps=2",
+    "callbacks.checkpoint.every_n_steps=2",
+    "logger=none",
+    "hydra.run.dir=run",
+    "paths.cache_dir=cache",
+]
 
 
 def wait_for_text(path, text: str, proc, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while not (path.exists() and text in path.read_text()):
-        assert proc.poll() is None, f"the run exited ({proc.returncode}) before printing {text!r}:\n" \
-                                    f"{path.read_text()[-3000:]}"
+        assert proc.poll() is None, (
+            f"the run exited ({proc.returncode}) before printing {text!r}:\n{path.read_text()[-3000:]}"
+        )
         assert time.monotonic() < deadline, f"{text!r} did not appear in {timeout} s"
         time.sleep(0.05)
 
 
 # -- the handler, in this process -------------------------------------------------------------------
+
 
 def send(signum) -> None:
     os.kill(os.getpid(), signum)
@@ -34,9 +47,8 @@ def send(signum) -> None:
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_outside_the_training_loop_a_stop_raises_at_once(signum):
-    with StopSignals() as signals:
-        with pytest.raises(StopRequested) as err:
-            send(signum)
+    with StopSignals() as signals, pytest.raises(StopRequested) as err:
+        send(signum)
         assert err.value.during == "set-up" and err.value.signum == signum and err.value.code == 128 + signum
         assert signals.received == signum
 
@@ -46,16 +58,17 @@ def test_in_the_training_loop_a_stop_waits_for_the_step_boundary_except_in_marke
         signals.phase = "training"
         send(signal.SIGTERM)  # no exception: Lightning's flag takes it at the step boundary
         assert signals.received == signal.SIGTERM
-        with pytest.raises(StopRequested) as err:  # marked work is not even started after a stop
-            with interruptible("grids"):
-                raise AssertionError("not reached")
+        with (
+            pytest.raises(StopRequested) as err,
+            interruptible("grids"),
+        ):  # marked work is not even started after a stop
+            raise AssertionError("not reached")
         assert err.value.during == "grids"
     with StopSignals() as signals:
         signals.phase = "training"
-        with pytest.raises(StopRequested) as err:
-            with interruptible("quality metrics"):
-                send(signal.SIGINT)
-                raise AssertionError("not reached")
+        with pytest.raises(StopRequested) as err, interruptible("quality metrics"):
+            send(signal.SIGINT)
+            raise AssertionError("not reached")
         assert err.value.during == "quality metrics"
 
 
@@ -87,13 +100,20 @@ def test_handlers_are_restored():
 
 # -- train.py as a user runs it ---------------------------------------------------------------------
 
+
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_stop_during_the_end_of_run_metrics_ends_the_run_within_seconds(tmp_path, signum):
     """The classifier's training (made long: 10,000 epochs) inside the end-of-run metrics is cut; the
     final last.ckpt was written before, and the cache holds no half-trained classifier."""
-    proc = start_in(tmp_path, "train.py", *SMALL, "train.steps=3", "callbacks.quality.at_end=always",
-                    "metrics.classifier.epochs=10000")
+    proc = start_in(
+        tmp_path,
+        "train.py",
+        *SMALL,
+        "train.steps=3",
+        "callbacks.quality.at_end=always",
+        "metrics.classifier.epochs=10000",
+    )
     wait_for_text(tmp_path / "out.txt", "training the ShapesDataModule classifier", proc)
     time.sleep(1.0)
     sent = time.monotonic()
@@ -118,8 +138,14 @@ def test_a_stop_during_the_metrics_inside_the_training_loop_saves_the_step_befor
     classifier's training) ends it at once, and last.ckpt then holds iteration 3."""
     run_in(tmp_path, "train.py", *SMALL, "train.steps=2", "~callbacks.quality")
     before = (tmp_path / "run" / "checkpoints" / "last.ckpt").read_bytes()
-    proc = start_in(tmp_path, "train.py", *SMALL, "train.steps=4", "callbacks.quality.every_n_steps=1",
-                    "metrics.classifier.epochs=10000")
+    proc = start_in(
+        tmp_path,
+        "train.py",
+        *SMALL,
+        "train.steps=4",
+        "callbacks.quality.every_n_steps=1",
+        "metrics.classifier.epochs=10000",
+    )
     wait_for_text(tmp_path / "out.txt", "training the ShapesDataModule classifier", proc)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=10) == 130
@@ -134,8 +160,14 @@ def test_a_stop_during_the_metrics_inside_the_training_loop_saves_the_step_befor
 def test_a_second_ctrl_c_exits_at_once(tmp_path):
     """The first Ctrl-C waits for a checkpoint write (here one that hangs); the second exits at once."""
     marker = tmp_path / "writing"
-    proc = start_in(tmp_path, "tests/scripts/train_with_slow_saves.py", *SMALL, "~callbacks.quality",
-                    "train.steps=100", env={"SLOW_SAVE_FROM": "3", "SLOW_SAVE_MARKER": str(marker)})
+    proc = start_in(
+        tmp_path,
+        "tests/scripts/train_with_slow_saves.py",
+        *SMALL,
+        "~callbacks.quality",
+        "train.steps=100",
+        env={"SLOW_SAVE_FROM": "3", "SLOW_SAVE_MARKER": str(marker)},
+    )
     wait_for(marker, proc)
     proc.send_signal(signal.SIGINT)
     time.sleep(2)
@@ -152,8 +184,10 @@ def test_a_short_run_skips_the_metrics_it_cannot_afford_and_logs_each_callbacks_
     proc = run_in(tmp_path, "train.py", *SMALL, "train.steps=3")
     output = proc.stdout + proc.stderr
     assert "end of run: quality metrics skipped: not scored during this run's training" in output
-    assert "python evaluate.py ckpt=" in output and "metrics.names=[health,recon_classifier,is_classifier,fd_classifier]" \
-        in output
+    assert (
+        "python evaluate.py ckpt=" in output
+        and "metrics.names=[health,recon_classifier,is_classifier,fd_classifier]" in output
+    )
     assert "end of run: grids took" in output and "end of run: summary took" in output
     assert "callback time: grids" in output and "checkpoints" in output
     assert "rho(z, E(G(z))) on 64 fresh z" in output  # bounded by the images trained on (24), at least 64
@@ -163,7 +197,9 @@ def test_a_short_run_skips_the_metrics_it_cannot_afford_and_logs_each_callbacks_
 @pytest.mark.slow
 def test_the_short_run_benchmark_reports_each_architecture(tmp_path):
     out = tmp_path / "short.json"
-    proc = run_in(tmp_path, "-m", "ogan_pl.tools.bench_short_runs", "--models", "dcgan", "--limit", "600", "--out", str(out))
+    proc = run_in(
+        tmp_path, "-m", "ogan_pl.tools.bench_short_runs", "--models", "dcgan", "--limit", "600", "--out", str(out)
+    )
     assert "dcgan" in proc.stdout and "after the last step" in proc.stdout
     import json
 
@@ -174,13 +210,16 @@ def test_the_short_run_benchmark_reports_each_architecture(tmp_path):
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no such config" in bad.stderr
 
 
-@pytest.mark.parametrize("at_end,last_seconds,train_seconds,scores", [
-    ("auto", None, 100.0, False),  # never scored in this process: its cost is unknown
-    ("auto", 5.0, 100.0, True),  # a scoring costs less than the training: the end is scored
-    ("auto", 50.0, 10.0, False),  # it costs more than the training
-    ("always", None, 1.0, True),
-    ("never", 1.0, 100.0, False),
-])
+@pytest.mark.parametrize(
+    "at_end,last_seconds,train_seconds,scores",
+    [
+        ("auto", None, 100.0, False),  # never scored in this process: its cost is unknown
+        ("auto", 5.0, 100.0, True),  # a scoring costs less than the training: the end is scored
+        ("auto", 50.0, 10.0, False),  # it costs more than the training
+        ("always", None, 1.0, True),
+        ("never", 1.0, 100.0, False),
+    ],
+)
 def test_end_of_run_metrics_are_bounded_by_the_training_time(at_end, last_seconds, train_seconds, scores):
     from types import SimpleNamespace
 

@@ -1,4 +1,5 @@
 """Hydra multiruns: one directory and W&B run per job, a summary; DDP inside sweeps; Optuna; SLURM."""
+
 import json
 import math
 import os
@@ -42,8 +43,16 @@ def test_multirun_jobs_have_own_dirs_wandb_runs_and_a_summary(run_script, tmp_pa
 
 
 def test_ddp_relaunching_inside_a_multirun_is_a_one_line_error(run_script):
-    proc = run_script("train.py", "-m", *TINY, "trainer.accelerator=cpu", "trainer.devices=2",
-                      "loss.corr_weight=0,1", "hydra.sweep.dir=sweep", check=False)
+    proc = run_script(
+        "train.py",
+        "-m",
+        *TINY,
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "loss.corr_weight=0,1",
+        "hydra.sweep.dir=sweep",
+        check=False,
+    )
     assert proc.returncode == 2
     assert "error: a Hydra multirun cannot re-launch DDP ranks" in proc.stderr
     assert "trainer.strategy=ddp_spawn" in proc.stderr and "Traceback" not in proc.stderr
@@ -51,8 +60,18 @@ def test_ddp_relaunching_inside_a_multirun_is_a_one_line_error(run_script):
 
 @pytest.mark.slow
 def test_ddp_spawn_multirun_two_jobs_of_two_processes(run_script, tmp_path):
-    run_script("train.py", "-m", *TINY, "train.steps=3", "dataset.size=128", "trainer.accelerator=cpu",
-               "trainer.devices=2", "trainer.strategy=ddp_spawn", "loss.corr_weight=0,1", "hydra.sweep.dir=sweep")
+    run_script(
+        "train.py",
+        "-m",
+        *TINY,
+        "train.steps=3",
+        "dataset.size=128",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.strategy=ddp_spawn",
+        "loss.corr_weight=0,1",
+        "hydra.sweep.dir=sweep",
+    )
     sweep = tmp_path / "sweep"
     summary = read_summary(sweep)
     assert [(r["job"], r["status"], r["g_iter"]) for r in summary] == [("0", "finished", 3), ("1", "finished", 3)]
@@ -69,15 +88,17 @@ def test_ddp_spawn_multirun_two_jobs_of_two_processes(run_script, tmp_path):
 def test_a_failed_job_does_not_end_the_sweep(run_script, tmp_path):
     """The bad job is recorded with its one-line error; the jobs after it still run; the sweep
     exits 2 at the end (every failure was bad input)."""
-    proc = run_script("train.py", "-m", *TINY, "logger=none", "train.steps=2,0,3", "hydra.sweep.dir=sweep",
-                      check=False)
+    proc = run_script("train.py", "-m", *TINY, "logger=none", "train.steps=2,0,3", "hydra.sweep.dir=sweep", check=False)
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "train.steps=0 must be a positive number" in errors[0] and "[job 1]" in errors[0]
     summary = read_summary(tmp_path / "sweep")
     assert [(r["job"], r["status"], r.get("g_iter")) for r in summary] == [
-        ("0", "finished", 2), ("1", "failed", None), ("2", "finished", 3)]
+        ("0", "finished", 2),
+        ("1", "failed", None),
+        ("2", "finished", 3),
+    ]
     assert "train.steps=0 must be" in summary[1]["error"] and "train.steps=0" in summary[1]["overrides"]
     rows = (tmp_path / "sweep" / "summary.csv").read_text().splitlines()
     assert len(rows) == 4 and ",failed,train.steps=0 must be" in rows[2]
@@ -86,8 +107,15 @@ def test_a_failed_job_does_not_end_the_sweep(run_script, tmp_path):
 def test_evaluate_sweep_scores_the_good_checkpoint_after_a_missing_one(run_script, tmp_path):
     run_script("train.py", *TINY, "logger=none", "train.steps=2", "hydra.run.dir=run")
     good = tmp_path / "run" / "checkpoints" / "last.ckpt"
-    proc = run_script("evaluate.py", "-m", f"ckpt={tmp_path / 'missing.ckpt'},{good}", "metrics.names=[encoder]",
-                      "metrics.batch_size=8", "hydra.sweep.dir=sweep", check=False)
+    proc = run_script(
+        "evaluate.py",
+        "-m",
+        f"ckpt={tmp_path / 'missing.ckpt'},{good}",
+        "metrics.names=[encoder]",
+        "metrics.batch_size=8",
+        "hydra.sweep.dir=sweep",
+        check=False,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     summary = read_summary(tmp_path / "sweep")
     assert [r["status"] for r in summary] == ["failed", "finished"]
@@ -108,7 +136,7 @@ def test_any_exception_in_a_multirun_job_is_recorded_not_raised(tmp_path, monkey
         raise RuntimeError("CUDA out of memory.\nTried to allocate 2 GiB")
 
     returned = crashing_job(None)
-    with pytest.raises(ValueError, match="RuntimeError: CUDA out of memory. Tried to allocate 2 GiB"):
+    with pytest.raises(ValueError, match=r"RuntimeError: CUDA out of memory. Tried to allocate 2 GiB"):
         float(returned)  # what Optuna's sweeper does: the trial is told FAILED, the study goes on
     record = json.loads((tmp_path / "sweep" / "0" / "result.json").read_text())
     assert record["status"] == "failed" and record["user_error"] is False
@@ -123,9 +151,19 @@ def test_any_exception_in_a_multirun_job_is_recorded_not_raised(tmp_path, monkey
 @pytest.mark.slow
 def test_optuna_marks_a_failed_trial_failed_and_goes_on(run_script, tmp_path):
     tiny = [arg for arg in TINY if not arg.startswith("train.steps=")]
-    proc = run_script("train.py", "-m", "hydra/sweeper=optuna", *tiny, "logger=none", "optimized_metric=train/loss_g",
-                      "train.steps=choice(0,2)", "hydra.sweeper.n_trials=4", "hydra.sweeper.sampler.seed=0",
-                      "hydra.sweep.dir=sweep", check=False)
+    proc = run_script(
+        "train.py",
+        "-m",
+        "hydra/sweeper=optuna",
+        *tiny,
+        "logger=none",
+        "optimized_metric=train/loss_g",
+        "train.steps=choice(0,2)",
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.sampler.seed=0",
+        "hydra.sweep.dir=sweep",
+        check=False,
+    )
     assert proc.returncode == 2, proc.stderr[-3000:]
     summary = read_summary(tmp_path / "sweep")
     assert len(summary) == 4
@@ -137,10 +175,20 @@ def test_optuna_marks_a_failed_trial_failed_and_goes_on(run_script, tmp_path):
 
 @pytest.mark.slow
 def test_optuna_sweep_minimises_the_final_fid(run_script, tmp_path, torch_home):
-    run_script("train.py", "hparams_search=optuna_fid", *TINY, "train.steps=2", "logger=none",
-               "callbacks.fid.n_samples=16", "callbacks.fid.n_real=16", "metrics.batch_size=8",
-               "hydra.sweeper.n_trials=3", "hydra.sweeper.sampler.n_startup_trials=2", "hydra.sweep.dir=sweep",
-               timeout=600)
+    run_script(
+        "train.py",
+        "hparams_search=optuna_fid",
+        *TINY,
+        "train.steps=2",
+        "logger=none",
+        "callbacks.fid.n_samples=16",
+        "callbacks.fid.n_real=16",
+        "metrics.batch_size=8",
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.sampler.n_startup_trials=2",
+        "hydra.sweep.dir=sweep",
+        timeout=600,
+    )
     sweep = tmp_path / "sweep"
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     summary = read_summary(sweep)
@@ -156,8 +204,15 @@ def test_optuna_sweep_minimises_the_final_fid(run_script, tmp_path, torch_home):
 
 
 def test_optimized_metric_that_was_not_logged_is_a_one_line_error(run_script):
-    proc = run_script("train.py", *TINY, "logger=none", "train.steps=1", "optimized_metric=metrics/fid",
-                      "hydra.run.dir=run", check=False)
+    proc = run_script(
+        "train.py",
+        *TINY,
+        "logger=none",
+        "train.steps=1",
+        "optimized_metric=metrics/fid",
+        "hydra.run.dir=run",
+        check=False,
+    )
     assert proc.returncode == 2
     assert "optimized_metric=metrics/fid was not logged by this run" in proc.stderr and "callbacks=fid" in proc.stderr
 
@@ -166,8 +221,10 @@ def fake_slurm_bin(tmp_path):
     """sbatch that keeps the submission script and refuses the job; srun that submitit looks for."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    scripts = {"sbatch": f'#!/bin/sh\ncp "$1" {tmp_path}/submission.sh\necho "sbatch: error: test" >&2\nexit 1\n',
-               "srun": "#!/bin/sh\nexit 0\n"}
+    scripts = {
+        "sbatch": f'#!/bin/sh\ncp "$1" {tmp_path}/submission.sh\necho "sbatch: error: test" >&2\nexit 1\n',
+        "srun": "#!/bin/sh\nexit 0\n",
+    }
     for name, text in scripts.items():
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(stat.S_IRWXU)
@@ -177,15 +234,31 @@ def fake_slurm_bin(tmp_path):
 def test_slurm_launcher_submits_one_task_per_gpu(run_script, tmp_path):
     """2 nodes x 4 GPUs with a paper preset: the sbatch script submitit generates (no cluster here)."""
     bin_dir = fake_slurm_bin(tmp_path)
-    proc = run_script("train.py", "-m", "hydra/launcher=slurm", "experiment=lsun_church_128", "trainer.devices=4",
-                      "trainer.num_nodes=2", "hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=600",
-                      "hydra.sweep.dir=sweep", check=False,
-                      env={"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"})
+    proc = run_script(
+        "train.py",
+        "-m",
+        "hydra/launcher=slurm",
+        "experiment=lsun_church_128",
+        "trainer.devices=4",
+        "trainer.num_nodes=2",
+        "hydra.launcher.partition=gpu",
+        "hydra.launcher.timeout_min=600",
+        "hydra.sweep.dir=sweep",
+        check=False,
+        env={"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"},
+    )
     assert proc.returncode != 0 and "sbatch: error: test" in proc.stderr  # submitted, then refused
     lines = set((tmp_path / "submission.sh").read_text().splitlines())
-    for line in ["#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=4", "#SBATCH --gpus-per-node=4",
-                 "#SBATCH --partition=gpu", "#SBATCH --time=600", "#SBATCH --requeue",
-                 "#SBATCH --signal=USR2@120", "#SBATCH --cpus-per-task=10"]:
+    for line in [
+        "#SBATCH --nodes=2",
+        "#SBATCH --ntasks-per-node=4",
+        "#SBATCH --gpus-per-node=4",
+        "#SBATCH --partition=gpu",
+        "#SBATCH --time=600",
+        "#SBATCH --requeue",
+        "#SBATCH --signal=USR2@120",
+        "#SBATCH --cpus-per-task=10",
+    ]:
         assert line in lines, line
     assert any(line.startswith("srun ") and "submitit.core._submit" in line for line in lines)
 
@@ -196,8 +269,16 @@ def test_slurm_config_composes_with_experiment_presets():
     from tests.conftest import ROOT
 
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=["hydra/launcher=slurm", "experiment=celeba_hq_256_sm",
-                                           "trainer.devices=8", "trainer.num_nodes=3"], return_hydra_config=True)
+        cfg = compose(
+            "config",
+            overrides=[
+                "hydra/launcher=slurm",
+                "experiment=celeba_hq_256_sm",
+                "trainer.devices=8",
+                "trainer.num_nodes=3",
+            ],
+            return_hydra_config=True,
+        )
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert launcher.tasks_per_node == launcher.gpus_per_node == 8 and launcher.nodes == 3
@@ -215,31 +296,60 @@ def test_slurm_job_preempted_saves_requeues_and_resumes(tmp_path):
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for name, text in {"sbatch": '#!/bin/sh\necho "Submitted batch job 4242"\n', "srun": "#!/bin/sh\nexit 0\n",
-                       "scontrol": f'#!/bin/sh\necho "$@" >> {tmp_path}/scontrol.txt\n'}.items():
+    for name, text in {
+        "sbatch": '#!/bin/sh\necho "Submitted batch job 4242"\n',
+        "srun": "#!/bin/sh\nexit 0\n",
+        "scontrol": f'#!/bin/sh\necho "$@" >> {tmp_path}/scontrol.txt\n',
+    }.items():
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(stat.S_IRWXU)
     path = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     record = tmp_path / "state_at_start.pt"
-    launcher = start_in(tmp_path, "train.py", "-m", "hydra/launcher=slurm", *TINY, "train.steps=100000",
-                        "callbacks.checkpoint.every_n_steps=25", "callbacks.images.every_n_steps=100000",
-                        "logger=none", "trainer.accelerator=cpu", "hydra.sweep.dir=sweep",
-                        "+callbacks.record._target_=tests.helpers.RecordStateAtStart",
-                        f"+callbacks.record.path={record}", env=path)
+    launcher = start_in(
+        tmp_path,
+        "train.py",
+        "-m",
+        "hydra/launcher=slurm",
+        *TINY,
+        "train.steps=100000",
+        "callbacks.checkpoint.every_n_steps=25",
+        "callbacks.images.every_n_steps=100000",
+        "logger=none",
+        "trainer.accelerator=cpu",
+        "hydra.sweep.dir=sweep",
+        "+callbacks.record._target_=tests.helpers.RecordStateAtStart",
+        f"+callbacks.record.path={record}",
+        env=path,
+    )
     submitted = tmp_path / "sweep" / ".submitit" / "4242"
     try:
         wait_for(submitted / "4242_submitted.pkl", launcher)
     finally:
         launcher.kill()  # it would wait for the job forever: there is no sacct here
         launcher.wait()
-    slurm = {**path, "SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "train",
-             "SLURM_NTASKS": "1", "SLURM_NTASKS_PER_NODE": "1", "SLURM_PROCID": "0", "SLURM_LOCALID": "0",
-             "SLURM_NODEID": "0", "SLURM_JOB_NUM_NODES": "1", "SLURM_NODELIST": "localhost"}
+    slurm = {
+        **path,
+        "SUBMITIT_EXECUTOR": "slurm",
+        "SLURM_JOB_ID": "4242",
+        "SLURM_JOB_NAME": "train",
+        "SLURM_NTASKS": "1",
+        "SLURM_NTASKS_PER_NODE": "1",
+        "SLURM_PROCID": "0",
+        "SLURM_LOCALID": "0",
+        "SLURM_NODEID": "0",
+        "SLURM_JOB_NUM_NODES": "1",
+        "SLURM_NODELIST": "localhost",
+    }
 
     def start_job():
-        return subprocess.Popen([sys.executable, "-u", "-m", "submitit.core._submit", str(submitted)],
-                                cwd=tmp_path, env=script_env(tmp_path, slurm), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
+        return subprocess.Popen(
+            [sys.executable, "-u", "-m", "submitit.core._submit", str(submitted)],
+            cwd=tmp_path,
+            env=script_env(tmp_path, slurm),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
 
     job = start_job()
     checkpoints = tmp_path / "sweep" / "0" / "checkpoints"
@@ -275,20 +385,26 @@ def test_seed_table_gives_mean_and_sample_spread_per_setting(tmp_path, capsys):
     for lam, values in scores.items():
         for seed, value in enumerate(values, 1):
             (tmp_path / "sweep" / str(job)).mkdir(parents=True)
-            record = {"g_iter": 100 + seed, "metrics": {"metrics/recon_classifier_accuracy": value},
-                      "overrides": ["experiment=digits_budget", f"loss.corr_weight={lam}", f"seed={seed}"]}
+            record = {
+                "g_iter": 100 + seed,
+                "metrics": {"metrics/recon_classifier_accuracy": value},
+                "overrides": ["experiment=digits_budget", f"loss.corr_weight={lam}", f"seed={seed}"],
+            }
             (tmp_path / "sweep" / str(job) / "result.json").write_text(json.dumps(record))
             job += 1
     (tmp_path / "sweep" / "6" / ".hydra").mkdir(parents=True)  # a job that died without a result
     # evaluate.py run later on jobs 0 and 1: its lines for the final checkpoint join the table; a line
     # of another iteration, a training-callback line (no ckpt) and a line cut short do not
     for job, precision in ((0, 0.5), (1, 0.7)):
-        lines = [{"ckpt": "last.ckpt", "g_iter": 101 + job, "metrics": {"prdc_classifier_precision": precision}},
-                 {"ckpt": "step.ckpt", "g_iter": 50, "metrics": {"prdc_classifier_precision": 0.0}},
-                 {"g_iter": 101 + job, "metrics": {"prdc_classifier_precision": 0.0}}]
+        lines = [
+            {"ckpt": "last.ckpt", "g_iter": 101 + job, "metrics": {"prdc_classifier_precision": precision}},
+            {"ckpt": "step.ckpt", "g_iter": 50, "metrics": {"prdc_classifier_precision": 0.0}},
+            {"g_iter": 101 + job, "metrics": {"prdc_classifier_precision": 0.0}},
+        ]
         (tmp_path / "sweep" / str(job) / "checkpoints").mkdir()
         (tmp_path / "sweep" / str(job) / "checkpoints" / "metrics.jsonl").write_text(
-            "\n".join(json.dumps(line) for line in lines) + '\n{"ckpt": "last.ckpt", "g_i')
+            "\n".join(json.dumps(line) for line in lines) + '\n{"ckpt": "last.ckpt", "g_i'
+        )
     assert summarize([str(tmp_path / "sweep")]) == 0
     out = capsys.readouterr().out
     head = [c.strip() for c in next(line for line in out.splitlines() if "G iterations" in line).strip("|").split("|")]

@@ -1,5 +1,6 @@
 """The CPU thread policy (ogan_pl.utils.threads): the governor's rules on made-up readings, the fixed
 counts, and the real thing giving a thread back when the machine is crowded."""
+
 import os
 import subprocess
 import sys
@@ -28,8 +29,13 @@ class Machine:
 
 def _governor(most=2):
     machine = Machine()
-    governor = ThreadGovernor(most, clock=lambda: machine.time, idle=lambda: machine.idle_jiffies,
-                              waiting=lambda: machine.waiting_ns, set_threads=machine.set_to.append)
+    governor = ThreadGovernor(
+        most,
+        clock=lambda: machine.time,
+        idle=lambda: machine.idle_jiffies,
+        waiting=lambda: machine.waiting_ns,
+        set_threads=machine.set_to.append,
+    )
     return governor, machine
 
 
@@ -70,7 +76,7 @@ def test_a_thread_that_crowds_the_machine_again_is_tried_ever_more_rarely():
 def test_fixed_counts_and_bad_values():
     assert parse_threads("auto") is None and parse_threads(3) == 3
     for bad in (0, -2, "many", 1.5, True):
-        with pytest.raises(UserError, match="must be|give auto or an integer >= 1"):
+        with pytest.raises(UserError, match=r"must be|give auto or an integer >= 1"):
             parse_threads(bad)
     before = torch.get_num_threads()
     with cpu_threads(1) as governor:
@@ -103,8 +109,9 @@ def test_auto_gives_a_thread_back_while_every_core_is_busy_and_takes_it_again_af
     """).replace("CORES", str(max(2, os.cpu_count() or 2)))
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     env["PYTHONPATH"] = str(ROOT)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120,
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stderr
     crowded, after, torch_threads = done.stdout.split("\n")[0].split()
     assert (crowded, after, torch_threads) == ("1", "2", "2")

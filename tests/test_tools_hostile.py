@@ -4,6 +4,7 @@ evaluate.py's missing ckpt in test_cli.py, value ranges in test_schema.py, unkno
 test_encoder_tools.py); a stopped ogan-invert leaves its output as it was and finishes with
 resume=true; a second run into a folder in use is refused. (ogan-invert's input and numbers cases are
 in test_encoder_tools.py.)"""
+
 import os
 import shutil
 import signal
@@ -17,7 +18,7 @@ import torch
 from PIL import Image
 
 from ogan_pl.edits import save_directions
-from tests.conftest import ROOT, run_in, script_env
+from tests.conftest import ROOT, run_command_here, run_in, script_env
 
 FIXTURE = ROOT / "tests" / "fixtures" / "pre_layout.ckpt"  # a 2-iteration shapes model: 32x32 RGB, 16-d codes
 
@@ -41,13 +42,19 @@ CASES = [
     (INVERT, ["ckpt=CKPT", "input=MINE", "output=NEW", "overwrite=true", "resume=true"], "choose one"),
     (INVERT, ["ckpt=CKPT", "input=MINE", "output=NEW", "cpu_threads=0"], "cpu_threads=0: give auto or an integer"),
     (DIRECTIONS, ["ckpt=CKPT", "output=NEW.pt", "method=sefa", "k=17"], "k=17: the codes have 16 entries"),
-    (DIRECTIONS, ["ckpt=CKPT", "output=NEW.pt", "method=class_mean", "target=1", "source=1", "n_images=48"],
-     "source=1 is the target"),
+    (
+        DIRECTIONS,
+        ["ckpt=CKPT", "output=NEW.pt", "method=class_mean", "target=1", "source=1", "n_images=48"],
+        "source=1 is the target",
+    ),
     (DIRECTIONS, ["ckpt=CKPT", "output=NEW.pt", "labels=ONECLASS"], "labels=CSV goes with input=DIR"),
-    (DIRECTIONS, ["ckpt=CKPT", "output=NEW.pt", "target=a", "input=MINE", "labels=ONECLASS"],
-     "gives every image the label 'a'"),
+    (
+        DIRECTIONS,
+        ["ckpt=CKPT", "output=NEW.pt", "target=a", "input=MINE", "labels=ONECLASS"],
+        "gives every image the label 'a'",
+    ),
     (EDIT, ["ckpt=CKPT", "directions=DIRS", "output=NEW", "index=3"], "holds 1 direction(s)"),
-    (EDIT, ["ckpt=CKPT", "directions=DIRS", "output=NEW", "strengths=[]"], "strengths is empty"),
+    (EDIT, ["ckpt=CKPT", "directions=DIRS", "output=NEW", "strengths=[]"], "strengths=[] must be a non-empty list"),
     (EDIT, ["ckpt=CKPT", "directions=MISSING", "output=NEW"], "not found; write one with ogan-directions"),
     (EDIT, ["ckpt=CKPT", "directions=FILE", "output=NEW"], "cannot read directions file"),
     (EDIT, ["ckpt=CKPT", "directions=WRONGSIZE", "output=NEW"], "this model's codes have 16 entries"),
@@ -81,10 +88,19 @@ def _fixtures(tmp_path) -> dict:
     direction = torch.nn.functional.normalize(torch.randn(1, 16), dim=1)
     save_directions(tmp_path / "dirs.pt", direction, ["class_mean:rest->1"], {"method": "class_mean"})
     save_directions(tmp_path / "wrongsize.pt", torch.nn.functional.normalize(torch.randn(1, 8), dim=1), ["x"], {})
-    return {"CKPT": tmp_path / "model.ckpt", "MINE": tmp_path / "mine", "FILE": tmp_path / "file",
-            "USERDIR": tmp_path / "userdir", "UNDERFILE": tmp_path / "file" / "out", "NEW": tmp_path / "new",
-            "NEW.pt": tmp_path / "new.pt", "DIRS": tmp_path / "dirs.pt", "ONECLASS": tmp_path / "oneclass.csv",
-            "MISSING": tmp_path / "missing.pt", "WRONGSIZE": tmp_path / "wrongsize.pt"}
+    return {
+        "CKPT": tmp_path / "model.ckpt",
+        "MINE": tmp_path / "mine",
+        "FILE": tmp_path / "file",
+        "USERDIR": tmp_path / "userdir",
+        "UNDERFILE": tmp_path / "file" / "out",
+        "NEW": tmp_path / "new",
+        "NEW.pt": tmp_path / "new.pt",
+        "DIRS": tmp_path / "dirs.pt",
+        "ONECLASS": tmp_path / "oneclass.csv",
+        "MISSING": tmp_path / "missing.pt",
+        "WRONGSIZE": tmp_path / "wrongsize.pt",
+    }
 
 
 def _listing(folder):
@@ -100,7 +116,7 @@ def test_bad_input_to_a_tool_is_one_line_exit_code_2_and_writes_nothing(tmp_path
         given.append(f"{key}={paths[value]}" if key and value in paths else str(paths.get(arg, arg)))
     message = str(paths.get(message, message))
     before = _listing(tmp_path)
-    proc = run_in(tmp_path, *script.split(), *given, check=False)
+    proc = run_command_here(tmp_path, *script.split(), *given)  # as the command runs it, in this process
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
@@ -117,8 +133,9 @@ def _wait_for(predicate, timeout=60):
 def _start_paused_after_a_batch(tmp_path, common):
     """ogan-invert into tmp_path/inv, paused (SIGSTOP) once its first batches are done."""
     command = [sys.executable, "-m", "ogan_pl.tools.invert", *common, f"output={tmp_path / 'inv'}"]
-    proc = subprocess.Popen(command, cwd=tmp_path, env=script_env(tmp_path), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        command, cwd=tmp_path, env=script_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     _wait_for(lambda: any(p.joinpath("files.txt").exists() for p in tmp_path.glob(".inv.partial-*")))
     proc.send_signal(signal.SIGSTOP)  # so that it is still running whatever the machine's speed
     return proc
@@ -151,16 +168,27 @@ def test_a_stopped_invert_leaves_its_output_and_resume_true_finishes_it_as_one_r
     assert second.returncode == 2 and "is in use by another run of ogan-invert (pid" in second.stderr
     err = _stop(proc, signal.SIGINT)
     assert proc.returncode == 130 and err.strip().splitlines() == [
-        (f"stopped by Ctrl-C during invert; output={tmp_path / 'inv'} unchanged; the images finished so far are "
-         "kept aside: run again with resume=true to finish")]
+        (
+            f"stopped by Ctrl-C during invert; output={tmp_path / 'inv'} unchanged; the images finished so far are "
+            "kept aside: run again with resume=true to finish"
+        )
+    ]
     assert not (tmp_path / "inv").exists()  # a first run: nothing in place until it is whole
     partial = next(tmp_path.glob(".inv.partial-*"))
     finished = len((partial / "files.txt").read_text().splitlines())
     assert 0 < finished < 24
     refused = run_in(tmp_path, "-m", "ogan_pl.tools.invert", *common, f"output={tmp_path / 'inv'}", check=False)
     assert refused.returncode == 2 and "resume=true finishes them, overwrite=true starts afresh" in refused.stderr
-    other = run_in(tmp_path, "-m", "ogan_pl.tools.invert", *common[:-1], "lr=0.5", "resume=true",
-                   f"output={tmp_path / 'inv'}", check=False)
+    other = run_in(
+        tmp_path,
+        "-m",
+        "ogan_pl.tools.invert",
+        *common[:-1],
+        "lr=0.5",
+        "resume=true",
+        f"output={tmp_path / 'inv'}",
+        check=False,
+    )
     assert other.returncode == 2 and "other settings (lr=0.05 there, 0.5 here)" in other.stderr
     done = run_in(tmp_path, "-m", "ogan_pl.tools.invert", *common, "resume=true", f"output={tmp_path / 'inv'}")
     assert f"24 images inverted into {tmp_path / 'inv'} ({finished} of them finished earlier)" in done.stdout
@@ -168,22 +196,33 @@ def test_a_stopped_invert_leaves_its_output_and_resume_true_finishes_it_as_one_r
         assert len((tmp_path / "inv" / name).read_text().splitlines()) == 24
     assert (tmp_path / "inv" / "files.txt").read_text() == (tmp_path / "whole" / "files.txt").read_text()
     # the same codes as the run that was never stopped: the batches are the same, each image its own
-    np.testing.assert_allclose(np.load(tmp_path / "inv" / "codes.npy"), np.load(tmp_path / "whole" / "codes.npy"),
-                               rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        np.load(tmp_path / "inv" / "codes.npy"), np.load(tmp_path / "whole" / "codes.npy"), rtol=0, atol=1e-5
+    )
     assert sorted(os.listdir(tmp_path / "inv" / "reconstructions")) == [f"img{i:03d}.png" for i in range(24)]
     assert not list(tmp_path.glob(".inv.*")) and not (tmp_path / "logs").exists()
 
 
 def test_sigterm_stops_a_resumed_invert_and_keeps_the_complete_result(tmp_path):
     common = _invert_setup(tmp_path)
-    run_in(tmp_path, "-m", "ogan_pl.tools.invert", *common[:1], f"input={tmp_path / 'mine' / 'img000.png'}",
-           *common[2:], f"output={tmp_path / 'inv'}")
+    run_in(
+        tmp_path,
+        "-m",
+        "ogan_pl.tools.invert",
+        *common[:1],
+        f"input={tmp_path / 'mine' / 'img000.png'}",
+        *common[2:],
+        f"output={tmp_path / 'inv'}",
+    )
     before = (tmp_path / "inv" / "codes.npy").read_bytes()
     proc = _start_paused_after_a_batch(tmp_path, [*common, "resume=true"])
     err = _stop(proc, signal.SIGTERM)
     assert proc.returncode == 143 and err.strip().splitlines() == [
-        (f"stopped by SIGTERM during invert; output={tmp_path / 'inv'} unchanged; the images finished so far are "
-         "kept aside: run again with resume=true to finish")]
+        (
+            f"stopped by SIGTERM during invert; output={tmp_path / 'inv'} unchanged; the images finished so far are "
+            "kept aside: run again with resume=true to finish"
+        )
+    ]
     assert (tmp_path / "inv" / "codes.npy").read_bytes() == before  # the complete result, as it was
 
 
@@ -200,8 +239,12 @@ def test_resume_true_inverts_only_the_images_added_since(tmp_path):
     assert "4 images inverted" in done.stdout and "(3 of them finished earlier)" in done.stdout
     codes = np.load(tmp_path / "inv" / "codes.npy")
     assert codes.shape == (4, 16) and np.array_equal(codes[:3], first)
-    assert (tmp_path / "inv" / "files.txt").read_text().split() == ["img000.png", "img001.png", "img002.png",
-                                                                   "img004.png"]
+    assert (tmp_path / "inv" / "files.txt").read_text().split() == [
+        "img000.png",
+        "img001.png",
+        "img002.png",
+        "img004.png",
+    ]
 
 
 def test_export_images_resumes_and_overwrites(tmp_path):
@@ -209,25 +252,41 @@ def test_export_images_resumes_and_overwrites(tmp_path):
     run_in(tmp_path, "-m", "ogan_pl.tools.export_images", "digits", str(out), "--split", "holdout")
     files = sorted(p.relative_to(out) for p in out.rglob("*.png"))
     assert len(files) == 1000
-    proc = run_in(tmp_path, "-m", "ogan_pl.tools.export_images", "digits", str(out), "--split", "holdout",
-                  check=False)
+    proc = run_in(tmp_path, "-m", "ogan_pl.tools.export_images", "digits", str(out), "--split", "holdout", check=False)
     assert proc.returncode == 2 and "--overwrite to replace it whole, or --resume to finish it" in proc.stderr
     (out / files[0]).unlink()
     proc = run_in(tmp_path, "-m", "ogan_pl.tools.export_images", "digits", str(out), "--split", "holdout", "--resume")
     assert "wrote 1 images" in proc.stdout and "(999 written earlier)" in proc.stdout
-    proc = run_in(tmp_path, "-m", "ogan_pl.tools.export_images", "digits", str(out), "--split", "train", "--resume",
-                  check=False)
+    proc = run_in(
+        tmp_path, "-m", "ogan_pl.tools.export_images", "digits", str(out), "--split", "train", "--resume", check=False
+    )
     assert proc.returncode == 2 and "other settings (split='holdout' there, 'train' here)" in proc.stderr
     assert sorted(p.relative_to(out) for p in out.rglob("*.png")) == files
 
 
 def test_more_images_than_the_split_holds_is_said_in_one_line(tmp_path):
     paths = _fixtures(tmp_path)
-    done = run_in(tmp_path, "-m", "ogan_pl.tools.edit", f"ckpt={paths['CKPT']}", f"directions={paths['DIRS']}",
-                  f"output={tmp_path / 'edits'}", "n_images=100000", "strengths=[0]")
+    done = run_in(
+        tmp_path,
+        "-m",
+        "ogan_pl.tools.edit",
+        f"ckpt={paths['CKPT']}",
+        f"directions={paths['DIRS']}",
+        f"output={tmp_path / 'edits'}",
+        "n_images=100000",
+        "strengths=[0]",
+    )
     note = [line for line in done.stderr.splitlines() if line.startswith("note: ")]
     assert note == ["note: n_images=100000 but the held-out split holds 16 images: using all 16"], done.stderr[-2000:]
-    done = run_in(tmp_path, "-m", "ogan_pl.tools.directions", f"ckpt={paths['CKPT']}", "method=pca", "k=2",
-                  f"output={tmp_path / 'pca.pt'}", "n_images=100000")
+    done = run_in(
+        tmp_path,
+        "-m",
+        "ogan_pl.tools.directions",
+        f"ckpt={paths['CKPT']}",
+        "method=pca",
+        "k=2",
+        f"output={tmp_path / 'pca.pt'}",
+        "n_images=100000",
+    )
     note = [line for line in done.stderr.splitlines() if line.startswith("note: ")]
     assert note == ["note: n_images=100000 but the training split holds 64 images: using all 64"], done.stderr[-2000:]

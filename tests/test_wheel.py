@@ -1,5 +1,6 @@
 """The package installs like one: a wheel built from the repository, installed (not editable) into a
 fresh virtual environment, runs its commands from an empty folder, with the configs it ships."""
+
 import os
 import shutil
 import subprocess
@@ -12,9 +13,18 @@ import pytest
 from tests.conftest import ROOT, script_env
 
 SITE_PACKAGES = next(p for p in sys.path if p.endswith("site-packages"))
-TINY = ["dataset=shapes", "~callbacks.quality", "~callbacks.encoder_watch", "model.bottom_channels=32",
-        "model.z_dim=16", "dataset.batch_size=8", "dataset.size=64", "dataset.holdout_size=16", "train.steps=3",
-        "logger=none"]
+TINY = [
+    "dataset=shapes",
+    "~callbacks.quality",
+    "~callbacks.encoder_watch",
+    "model.bottom_channels=32",
+    "model.z_dim=16",
+    "dataset.batch_size=8",
+    "dataset.size=64",
+    "dataset.holdout_size=16",
+    "train.steps=3",
+    "logger=none",
+]
 
 
 def _run(command, cwd, env):
@@ -32,8 +42,21 @@ def installed(tmp_path_factory):
         shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md"):
         shutil.copy(ROOT / name, source / name)
-    _run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "-w",
-          str(work / "dist")], work, os.environ)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(source),
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(work / "dist"),
+        ],
+        work,
+        os.environ,
+    )
     wheel = next((work / "dist").glob("ogan_pl-*.whl"))
     venv.create(work / "env", with_pip=False)
     env_site = next((work / "env" / "lib").glob("python*/site-packages"))
@@ -41,8 +64,21 @@ def installed(tmp_path_factory):
     # .pth files of this one (its editable install of ogan_pl is not seen there)
     (env_site / "dependencies.pth").write_text(SITE_PACKAGES + "\n")
     env = {k: v for k, v in script_env(work).items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    _run([sys.executable, "-m", "pip", "--python", str(work / "env" / "bin" / "python"), "install", "--no-deps",
-          "--no-index", str(wheel)], work, env)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(work / "env" / "bin" / "python"),
+            "install",
+            "--no-deps",
+            "--no-index",
+            str(wheel),
+        ],
+        work,
+        env,
+    )
     return work / "env" / "bin", env, wheel
 
 
@@ -56,21 +92,42 @@ def test_the_wheel_ships_the_configs(installed):
 
 def test_an_installed_package_trains_and_evaluates_from_an_empty_folder(installed, tmp_path):
     bin_dir, env, _ = installed
-    where = _run([str(bin_dir / "python"), "-c", "import ogan_pl.run.cli as c; print(c.__file__, c.CONF_DIR)"],
-                 tmp_path, env).stdout.split()
+    where = _run(
+        [str(bin_dir / "python"), "-c", "import ogan_pl.run.cli as c; print(c.__file__, c.CONF_DIR)"], tmp_path, env
+    ).stdout.split()
     assert not where[0].startswith(str(ROOT)) and where[1].endswith(os.path.join("ogan_pl", "conf"))
     _run([str(bin_dir / "ogan-train"), *TINY, "hydra.run.dir=run"], tmp_path, env)
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
     assert ckpt.is_file()
-    done = _run([str(bin_dir / "ogan-evaluate"), f"ckpt={ckpt}", "metrics.names=[encoder]", "metrics.n_fake=16",
-                  "metrics.n_real=16", "metrics.batch_size=8", "metrics.encoder.n_rho=64",
-                  "metrics.encoder.n_probe_train=32", "hydra.run.dir=ev"], tmp_path, env)
+    done = _run(
+        [
+            str(bin_dir / "ogan-evaluate"),
+            f"ckpt={ckpt}",
+            "metrics.names=[encoder]",
+            "metrics.n_fake=16",
+            "metrics.n_real=16",
+            "metrics.batch_size=8",
+            "metrics.encoder.n_rho=64",
+            "metrics.encoder.n_probe_train=32",
+            "hydra.run.dir=ev",
+        ],
+        tmp_path,
+        env,
+    )
     assert "encoder/rho" in done.stdout and (tmp_path / "run" / "checkpoints" / "metrics.jsonl").is_file()
     # a config folder of the user's own, through Hydra's search path
     (tmp_path / "mine" / "experiment").mkdir(parents=True)
-    (tmp_path / "mine" / "experiment" / "tiny_mine.yaml").write_text(
-        "# @package _global_\ntrain:\n  steps: 2\n")
-    _run([str(bin_dir / "ogan-train"), *TINY, "experiment=tiny_mine", f"hydra.searchpath=[file://{tmp_path / 'mine'}]",
-          "hydra.run.dir=run2"], tmp_path, env)
+    (tmp_path / "mine" / "experiment" / "tiny_mine.yaml").write_text("# @package _global_\ntrain:\n  steps: 2\n")
+    _run(
+        [
+            str(bin_dir / "ogan-train"),
+            *TINY,
+            "experiment=tiny_mine",
+            f"hydra.searchpath=[file://{tmp_path / 'mine'}]",
+            "hydra.run.dir=run2",
+        ],
+        tmp_path,
+        env,
+    )
     assert (tmp_path / "run2" / "checkpoints" / "last.ckpt").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ev", "mine", "run", "run2"]  # outputs here, nothing else

@@ -1,14 +1,17 @@
 """Checkpoints on generator iterations (written atomically by ogan_pl.checkpoints.AtomicCheckpointIO)."""
+
 import contextlib
 from pathlib import Path
 
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from ogan_pl.callbacks.work import TimedWork
-from ogan_pl.utils.errors import TrainingDiverged, UserError
+from ogan_pl.registry.values import PositiveInt, checked_arguments
+from ogan_pl.utils.errors import TrainingDiverged
 from ogan_pl.utils.stopping import deferred
 
 
+@checked_arguments("callbacks.checkpoint")
 class GeneratorStepCheckpoint(TimedWork):
     """`giter_NNNNNNN.ckpt` (7-digit iteration) every `every_n_steps` generator iterations, and
     `last.ckpt` with each save, as soon as training ends (before any end-of-run work, which a stop
@@ -20,9 +23,7 @@ class GeneratorStepCheckpoint(TimedWork):
 
     label = "checkpoints"
 
-    def __init__(self, dirpath: str, every_n_steps: int = 1000, save_last: bool = True):
-        if every_n_steps < 1:
-            raise UserError(f"callbacks.checkpoint.every_n_steps must be >= 1, got {every_n_steps}")
+    def __init__(self, dirpath: str, every_n_steps: PositiveInt = 1000, save_last: bool = True):
         self.dirpath = Path(dirpath)
         self.every_n_steps = every_n_steps
         self.save_last_enabled = save_last

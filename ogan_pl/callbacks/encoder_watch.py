@@ -1,15 +1,18 @@
 """The encoder's watchdog: `best_encoder.ckpt` by a label-free rule, and one warning when the encoder
 falls far below its best (docs/outputs.md, "The encoder's watchdog")."""
+
 import logging
 import math
 from pathlib import Path
+from typing import Annotated
 
 import torch
+from pydantic import Field
 
 from ogan_pl.callbacks.work import TimedWork
 from ogan_pl.checkpoints import read_checkpoint
 from ogan_pl.metrics.health import LABEL_FREE
-from ogan_pl.utils.errors import UserError
+from ogan_pl.registry.values import NonNegativeInt, PositiveFinite, checked_arguments, finite, one_of
 from ogan_pl.utils.stopping import deferred
 
 log = logging.getLogger(__name__)
@@ -18,6 +21,7 @@ ON_ALARM = ("warn", "stop", "rollback")
 BEST_NAME = "best_encoder.ckpt"
 
 
+@checked_arguments("callbacks.encoder_watch")
 class EncoderWatch(TimedWork):
     """Reads the health scores of the metrics callback that computes `health` (at its cadence and at the
     end) and:
@@ -34,21 +38,16 @@ class EncoderWatch(TimedWork):
 
     label = "encoder watch"
 
-    def __init__(self, dirpath: str, measure: str = "health/recon_ratio", margin: float = 0.1,
-                 collapse: float = 0.5, after: int = 2000, on_alarm: str = "warn", rollback_lr_factor: float = 0.5):
-        if measure not in LABEL_FREE:
-            raise UserError(f"callbacks.encoder_watch.measure={measure!r} must be one of the label-free health scores: "
-                            f"{', '.join(LABEL_FREE)}")
-        if on_alarm not in ON_ALARM:
-            raise UserError(f"callbacks.encoder_watch.on_alarm={on_alarm!r} must be one of {', '.join(ON_ALARM)}")
-        if not (isinstance(margin, (int, float)) and math.isfinite(margin) and margin > 0):
-            raise UserError(f"callbacks.encoder_watch.margin={margin!r} must be a finite number > 0")
-        if not (isinstance(collapse, (int, float)) and 0 <= collapse < 1):
-            raise UserError(f"callbacks.encoder_watch.collapse={collapse!r} must be in [0, 1) (0: off)")
-        if not (isinstance(rollback_lr_factor, (int, float)) and 0 < rollback_lr_factor <= 1):
-            raise UserError(f"callbacks.encoder_watch.rollback_lr_factor={rollback_lr_factor!r} must be in (0, 1]")
-        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
-            raise UserError(f"callbacks.encoder_watch.after={after!r} must be an integer >= 0")
+    def __init__(
+        self,
+        dirpath: str,
+        measure: one_of(LABEL_FREE, "the label-free health scores") = "health/recon_ratio",
+        margin: PositiveFinite = 0.1,
+        collapse: finite(0, below=1, note="0: off") = 0.5,
+        after: NonNegativeInt = 2000,
+        on_alarm: one_of(ON_ALARM) = "warn",
+        rollback_lr_factor: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False, description="in (0, 1]")] = 0.5,
+    ):
         self.dirpath = Path(dirpath)
         self.measure = measure
         self.margin = float(margin)
@@ -74,13 +73,17 @@ class EncoderWatch(TimedWork):
         sources = [cb for cb in trainer.callbacks if hasattr(cb, "metric_set") and "health" in cb.metric_set.names]
         if not sources:
             if trainer.is_global_zero:
-                log.warning("the encoder is not watched: no metrics callback computes `health` (callbacks.quality "
-                            "does by default); no best_encoder.ckpt will be kept")
+                log.warning(
+                    "the encoder is not watched: no metrics callback computes `health` (callbacks.quality "
+                    "does by default); no best_encoder.ckpt will be kept"
+                )
             return
         if not getattr(pl_module.objective, "trains_encoder", True):
             if trainer.is_global_zero:
-                log.info("the encoder is not watched: E's correlation weight is 0 (loss.corr_weight=0 or "
-                         "loss.corr_factor_e=0): the plain GAN trains no encoder")
+                log.info(
+                    "the encoder is not watched: E's correlation weight is 0 (loss.corr_weight=0 or "
+                    "loss.corr_factor_e=0): the plain GAN trains no encoder"
+                )
             return
         self.active = True
         self.higher_is_better = not sources[0].metric_set.lower_is_better(self.measure)
@@ -102,9 +105,13 @@ class EncoderWatch(TimedWork):
         if decision is None:
             return
         if trainer.is_global_zero:  # in the run's result.json and the sweep summary
-            trainer.callback_metrics.update({"encoder_watch/best": torch.tensor(self.best),
-                                             "encoder_watch/best_g_iter": torch.tensor(float(self.best_g_iter)),
-                                             "encoder_watch/alarms": torch.tensor(float(len(self.alarms)))})
+            trainer.callback_metrics.update(
+                {
+                    "encoder_watch/best": torch.tensor(self.best),
+                    "encoder_watch/best_g_iter": torch.tensor(float(self.best_g_iter)),
+                    "encoder_watch/alarms": torch.tensor(float(len(self.alarms))),
+                }
+            )
         with self.working(stoppable=False):
             if decision["improved"]:
                 with deferred():
@@ -120,16 +127,28 @@ class EncoderWatch(TimedWork):
             self.best, self.best_g_iter, self.best_diversity = value, g_iter, diversity
         alarm = False
         if not improved and self.armed and g_iter >= self.after:
-            collapsed = (self.collapse > 0 and diversity is not None and self.best_diversity is not None
-                         and diversity < self.collapse * self.best_diversity)
+            collapsed = (
+                self.collapse > 0
+                and diversity is not None
+                and self.best_diversity is not None
+                and diversity < self.collapse * self.best_diversity
+            )
             if self._fallen(value) or collapsed:
                 alarm, self.armed = True, False
                 self.alarms.append(g_iter)
-                what = (f"{self.measure} {value:.4g} (best {self.best:.4g} at iteration {self.best_g_iter})"
-                        if self._fallen(value) else
-                        f"health/diversity {diversity:.4g} (at the best: {self.best_diversity:.4g})")
-                log.warning("the encoder's health fell at generator iteration %d: %s; the best encoder is kept "
-                            "in %s (on_alarm=%s)", g_iter, what, self.best_path, self.on_alarm)
+                what = (
+                    f"{self.measure} {value:.4g} (best {self.best:.4g} at iteration {self.best_g_iter})"
+                    if self._fallen(value)
+                    else f"health/diversity {diversity:.4g} (at the best: {self.best_diversity:.4g})"
+                )
+                log.warning(
+                    "the encoder's health fell at generator iteration %d: %s; the best encoder is kept "
+                    "in %s (on_alarm=%s)",
+                    g_iter,
+                    what,
+                    self.best_path,
+                    self.on_alarm,
+                )
         return {"improved": improved, "alarm": alarm}
 
     def _act(self, trainer, pl_module) -> None:
@@ -142,21 +161,30 @@ class EncoderWatch(TimedWork):
 
     def rollback(self, trainer, pl_module) -> None:
         """E, G, EMA, head and optimizer states from best_encoder.ckpt; lower rates; counter kept."""
-        checkpoint = read_checkpoint(self.best_path)
+        checkpoint = read_checkpoint(self.best_path).contents
         pl_module.load_state_dict(checkpoint["state_dict"])
-        for opt, state in zip(trainer.optimizers, checkpoint["optimizer_states"]):
+        for opt, state in zip(trainer.optimizers, checkpoint["optimizer_states"], strict=True):
             opt.load_state_dict(state)
         pl_module.lr_scale *= self.rollback_lr_factor
         pl_module._lr_factor = None  # the rates are set again at the next iteration
         self.rollbacks += 1
         self.armed = True
         if trainer.is_global_zero:
-            log.warning("rolled back to the encoder of generator iteration %d; learning rates now x%g",
-                        self.best_g_iter, pl_module.lr_scale)
+            log.warning(
+                "rolled back to the encoder of generator iteration %d; learning rates now x%g",
+                self.best_g_iter,
+                pl_module.lr_scale,
+            )
 
     def state_dict(self) -> dict:
-        return {"best": self.best, "best_g_iter": self.best_g_iter, "best_diversity": self.best_diversity,
-                "alarms": list(self.alarms), "armed": self.armed, "rollbacks": self.rollbacks}
+        return {
+            "best": self.best,
+            "best_g_iter": self.best_g_iter,
+            "best_diversity": self.best_diversity,
+            "alarms": list(self.alarms),
+            "armed": self.armed,
+            "rollbacks": self.rollbacks,
+        }
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.best = state_dict.get("best")
@@ -169,4 +197,3 @@ class EncoderWatch(TimedWork):
 
 def watch_of(trainer) -> EncoderWatch | None:
     return next((cb for cb in trainer.callbacks if isinstance(cb, EncoderWatch)), None)
-

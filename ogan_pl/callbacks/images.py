@@ -1,4 +1,5 @@
 """Sample / reconstruction / interpolation grids during training, saved as PNG and logged."""
+
 import logging
 import time
 from pathlib import Path
@@ -6,26 +7,38 @@ from pathlib import Path
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 
 from ogan_pl.callbacks.work import TimedWork
-from ogan_pl.grids import GridInputs, check_layout, make_grids, save_grids
-from ogan_pl.utils.errors import UserError
+from ogan_pl.grids import GridInputs, InterpSteps, make_grids, save_grids
+from ogan_pl.registry.values import NonNegativeInt, PositiveInt, checked_arguments
 
 log = logging.getLogger(__name__)
 
 
+@checked_arguments("callbacks.images")
 class ImageGrids(TimedWork):
     """Every `every_n_steps` generator iterations and at the end of training, from the EMA weights."""
 
     label = "grids"
 
-    def __init__(self, dirpath: str, every_n_steps: int = 500, n_samples: int = 64, n_recon: int = 32,
-                 interp_rows: int = 4, interp_steps: int = 8, seed: int = 0, use_ema: bool = True):
-        if every_n_steps < 1:
-            raise UserError(f"callbacks.images.every_n_steps must be >= 1, got {every_n_steps}")
-        check_layout("callbacks.images", n_samples, n_recon, interp_rows, interp_steps)
+    def __init__(
+        self,
+        dirpath: str,
+        every_n_steps: PositiveInt = 500,
+        n_samples: PositiveInt = 64,
+        n_recon: PositiveInt = 32,
+        interp_rows: PositiveInt = 4,
+        interp_steps: InterpSteps = 8,
+        seed: NonNegativeInt = 0,
+        use_ema: bool = True,
+    ):
         self.dirpath = Path(dirpath)
         self.every_n_steps = every_n_steps
-        self.grid_kwargs = dict(n_samples=n_samples, n_recon=n_recon, interp_rows=interp_rows,
-                                interp_steps=interp_steps, seed=seed)
+        self.grid_kwargs = {
+            "n_samples": n_samples,
+            "n_recon": n_recon,
+            "interp_rows": interp_rows,
+            "interp_steps": interp_steps,
+            "seed": seed,
+        }
         self.use_ema = use_ema
         self.inputs: GridInputs | None = None
         self._last_written = -1

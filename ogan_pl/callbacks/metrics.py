@@ -1,4 +1,5 @@
 """Registered metrics of the (EMA) generator and encoder during training; keeps best_<monitor>.ckpt."""
+
 import logging
 import math
 import time
@@ -9,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ogan_pl.callbacks.work import TimedWork
 from ogan_pl.metrics import MetricContext, MetricSet
+from ogan_pl.registry.values import NonNegativeInt, PositiveInt, at_least, checked_arguments, one_of
 from ogan_pl.utils.errors import UserError
 from ogan_pl.utils.io import append_jsonl, now_iso
 from ogan_pl.utils.stopping import deferred
@@ -19,6 +21,7 @@ log = logging.getLogger(__name__)
 AT_END = ("auto", "always", "never")
 
 
+@checked_arguments("callbacks.fid")
 class MetricsCallback(TimedWork):
     """Every `every_n_steps` generator iterations and at the end: the metrics named in `names` (any
     registered metric, `ogan-parts`), with `n_samples` generated images from fixed noise.
@@ -35,17 +38,25 @@ class MetricsCallback(TimedWork):
     Feature networks live here, never in the LightningModule, so they never reach a checkpoint.
     """
 
-    def __init__(self, names=("fid",), monitor: str | None = "fid", every_n_steps: int = 5000,
-                 n_samples: int = 10000, n_real: int | None = None, seed: int = 0, use_ema: bool = True,
-                 metrics: dict | None = None, cache_dir: str = ".cache/ogan_pl", checkpoint_dir: str | None = None,
-                 results_file: str | None = None, optional: bool = False, at_end: str = "auto"):
-        if every_n_steps < 1:
-            raise UserError(f"callbacks.fid.every_n_steps must be >= 1, got {every_n_steps}")
-        if n_samples < 2:
-            raise UserError(f"callbacks.fid.n_samples must be >= 2, got {n_samples}")
-        if at_end not in AT_END:
-            raise UserError(f"callbacks.fid.at_end={at_end!r} must be one of {', '.join(AT_END)}")
-        options = OmegaConf.to_container(metrics, resolve=True) if isinstance(metrics, DictConfig) else dict(metrics or {})
+    def __init__(
+        self,
+        names=("fid",),
+        monitor: str | None = "fid",
+        every_n_steps: PositiveInt = 5000,
+        n_samples: at_least(2) = 10000,
+        n_real: at_least(2) | None = None,
+        seed: NonNegativeInt = 0,
+        use_ema: bool = True,
+        metrics: dict | None = None,
+        cache_dir: str = ".cache/ogan_pl",
+        checkpoint_dir: str | None = None,
+        results_file: str | None = None,
+        optional: bool = False,
+        at_end: one_of(AT_END) = "auto",
+    ):
+        options = (
+            OmegaConf.to_container(metrics, resolve=True) if isinstance(metrics, DictConfig) else dict(metrics or {})
+        )
         self.names = list(names)
         self.metric_set = MetricSet(self.names, options)
         self.metric_set.check_n_fake(n_samples, f"n_samples of the metrics callback of {self.names}")
@@ -80,11 +91,22 @@ class MetricsCallback(TimedWork):
 
     def _context(self, trainer, pl_module) -> MetricContext:
         o = self.options
-        return MetricContext(model=pl_module, datamodule=trainer.datamodule, n_fake=self.n_samples, n_real=self.n_real,
-                             batch_size=o.get("batch_size", 250), seed=self.seed, use_ema=self.use_ema,
-                             cache_dir=self.cache_dir, inception_weights=o.get("inception_weights"),
-                             download=o.get("download", True), antialias=o.get("antialias", False),
-                             classifier=o.get("classifier"), rank=trainer.global_rank, world_size=trainer.world_size)
+        return MetricContext(
+            model=pl_module,
+            datamodule=trainer.datamodule,
+            n_fake=self.n_samples,
+            n_real=self.n_real,
+            batch_size=o.get("batch_size", 250),
+            seed=self.seed,
+            use_ema=self.use_ema,
+            cache_dir=self.cache_dir,
+            inception_weights=o.get("inception_weights"),
+            download=o.get("download", True),
+            antialias=o.get("antialias", False),
+            classifier=o.get("classifier"),
+            rank=trainer.global_rank,
+            world_size=trainer.world_size,
+        )
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         # Rank 0 first, so only it downloads weights (if it must); the others then find them.
@@ -121,17 +143,24 @@ class MetricsCallback(TimedWork):
             return None
         cost = self.last_seconds  # the latest scoring's: the first one also trains or loads feature networks
         if self.at_end == "never" or (self.at_end == "auto" and cost is not None and cost > train_seconds):
-            why = ("at_end=never" if self.at_end == "never" else
-                   f"a scoring takes {cost:.0f} s, longer than this run's training ({train_seconds:.0f} s)")
+            why = (
+                "at_end=never"
+                if self.at_end == "never"
+                else f"a scoring takes {cost:.0f} s, longer than this run's training ({train_seconds:.0f} s)"
+            )
         elif self.at_end == "auto" and cost is None:
-            why = (f"not scored during this run's training (every_n_steps={self.every_n_steps}), so its cost "
-                   "is not known to be smaller than the training's")
+            why = (
+                f"not scored during this run's training (every_n_steps={self.every_n_steps}), so its cost "
+                "is not known to be smaller than the training's"
+            )
         else:
             self.score(trainer, pl_module)
             return None
         last = next((cb.last_path for cb in trainer.callbacks if hasattr(cb, "last_path")), "CHECKPOINT")
-        return (f"{why}; for these scores set {self.option}.at_end=always, or run python evaluate.py "
-                f"ckpt={last} metrics.names=[{','.join(self.names)}]")
+        return (
+            f"{why}; for these scores set {self.option}.at_end=always, or run python evaluate.py "
+            f"ckpt={last} metrics.names=[{','.join(self.names)}]"
+        )
 
     def score(self, trainer, pl_module) -> dict | None:
         step = pl_module.g_iter
@@ -146,8 +175,12 @@ class MetricsCallback(TimedWork):
         if not trainer.is_global_zero:
             self._notify(trainer, pl_module, None)
             return scores
-        log.info("metrics at generator iteration %d: %s (%.1f s)", step,
-                 ", ".join(f"{k} {v:.4g}" for k, v in scores.items()), seconds)
+        log.info(
+            "metrics at generator iteration %d: %s (%.1f s)",
+            step,
+            ", ".join(f"{k} {v:.4g}" for k, v in scores.items()),
+            seconds,
+        )
         for logger in trainer.loggers:
             logger.log_metrics({f"metrics/{k}": v for k, v in scores.items()}, step=step)
         improved = False
@@ -158,8 +191,15 @@ class MetricsCallback(TimedWork):
                 self.best, self.best_g_iter = value, step
         # the run's result (train.py's return value, the sweep summary) reads callback_metrics
         trainer.callback_metrics.update({f"metrics/{k}": torch.tensor(v) for k, v in scores.items()})
-        record = {"g_iter": step, "kimg": pl_module.kimg, "metrics": scores, "protocol": protocol,
-                  "wall_time_s": round(seconds, 3), "time": now_iso(), "source": "train.py"}
+        record = {
+            "g_iter": step,
+            "kimg": pl_module.kimg,
+            "metrics": scores,
+            "protocol": protocol,
+            "wall_time_s": round(seconds, 3),
+            "time": now_iso(),
+            "source": "train.py",
+        }
         if self.monitor is not None:
             trainer.callback_metrics[f"metrics/best_{self.monitor}"] = torch.tensor(self.best)
             record[f"best_{self.monitor}"] = self.best

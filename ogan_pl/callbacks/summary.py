@@ -1,5 +1,6 @@
 """The few lines a newcomer reads when training ends: where the grids are, and how good G and E
 are, each number next to the same number for real data."""
+
 import logging
 from pathlib import Path
 
@@ -76,10 +77,13 @@ class TrainingSummary(TimedWork):
         lines.append(f"{f'rho(z, E(G(z))) on {n_rho} fresh z (1 = E inverts G)':<44} {rho:.3f}")
         watch = next((cb for cb in trainer.callbacks if isinstance(cb, EncoderWatch)), None)
         if watch is not None and watch.best is not None:
-            line = (f"{'best encoder (' + watch.measure + ')':<44} {watch.best:.3f} at iteration {watch.best_g_iter}: "
-                    f"{watch.best_path}")
+            line = (
+                f"{'best encoder (' + watch.measure + ')':<44} {watch.best:.3f} at iteration {watch.best_g_iter}: "
+                f"{watch.best_path}"
+            )
             if watch.alarms:
-                line += (f" (health alarm at iteration {', '.join(map(str, watch.alarms))}; "
-                         f"{watch.rollbacks} rollback(s))")
+                line += (
+                    f" (health alarm at iteration {', '.join(map(str, watch.alarms))}; {watch.rollbacks} rollback(s))"
+                )
             lines.append(line)
         print("\n".join(lines), flush=True)

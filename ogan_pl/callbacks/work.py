@@ -5,6 +5,7 @@ last.ckpt first, then `EndOfRun` (always the last callback) runs each callback's
 (grids, metrics, then the summary), each timed and logged, each ended at once by a stop signal
 (ogan_pl.utils.stopping), and each free to skip itself when it would cost more than the run it closes.
 """
+
 import contextlib
 import logging
 import time
@@ -78,9 +79,14 @@ class EndOfRun(pl.Callback):
         signals = active()
         if signals is not None:
             signals.phase = "the end of the run"
-        works = sorted((cb for cb in trainer.callbacks
-                        if isinstance(cb, TimedWork) and type(cb).end_of_run is not TimedWork.end_of_run),
-                       key=lambda cb: cb.end_order)
+        works = sorted(
+            (
+                cb
+                for cb in trainer.callbacks
+                if isinstance(cb, TimedWork) and type(cb).end_of_run is not TimedWork.end_of_run
+            ),
+            key=lambda cb: cb.end_order,
+        )
         states = {id(cb): _state(cb) for cb in works}
         for i, work in enumerate(works):
             try:

@@ -1,4 +1,5 @@
 """Datasets over uint8 arrays in memory or memory-mapped, fetched a whole batch at a time."""
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset

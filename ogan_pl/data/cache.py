@@ -7,6 +7,7 @@ writes the `.json` record last, so an interrupted build is never used; a file th
 its record is rebuilt. The temporary file is removed when the build stops (an error, Ctrl-C,
 SIGTERM), and one left by a killed build is removed by the next build.
 """
+
 import contextlib
 import hashlib
 import json
@@ -31,8 +32,12 @@ FORMAT_VERSION = 2
 def source_identity(source) -> dict:
     """The source's kind, resolved root and fingerprint (files added, removed or replaced: another key)."""
     root = source.path if source.kind == "lmdb" else source.root
-    return {"kind": source.kind, "root": os.fsencode(Path(root).resolve()).decode("utf-8", "backslashreplace"),
-            "n": len(source), "items": source.fingerprint()}
+    return {
+        "kind": source.kind,
+        "root": os.fsencode(Path(root).resolve()).decode("utf-8", "backslashreplace"),
+        "n": len(source),
+        "items": source.fingerprint(),
+    }
 
 
 def cache_paths(cache_dir: str | Path, key: dict) -> tuple[Path, Path]:
@@ -55,9 +60,12 @@ def _load(array_path: Path, record_path: Path, key: dict, on_error: str) -> np.n
         return None
     skipped = record.get("skipped") or []
     if skipped and on_error == "raise":  # the cache was built with on_error=skip: say what it skipped
-        raise UserError(f"cannot decode {skipped[0]} ({record.get('n_skipped', len(skipped))} image(s) of this "
-                        "dataset cannot be decoded; listed in " f"{record_path}); fix or remove them, or set "
-                        "dataset.on_error=skip to skip such images")
+        raise UserError(
+            f"cannot decode {skipped[0]} ({record.get('n_skipped', len(skipped))} image(s) of this "
+            "dataset cannot be decoded; listed in "
+            f"{record_path}); fix or remove them, or set "
+            "dataset.on_error=skip to skip such images"
+        )
     if skipped:
         report_bad(skipped, record["shape"][0] + record.get("n_skipped", len(skipped)))
     return images
@@ -66,7 +74,7 @@ def _load(array_path: Path, record_path: Path, key: dict, on_error: str) -> np.n
 def remove_stale_builds(array_path: Path) -> None:
     """Temporary files of builds of this cache whose process is gone (a build killed with SIGKILL)."""
     for tmp in array_path.parent.glob(f".{array_path.name}.*.tmp*"):
-        pid = tmp.name[len(array_path.name) + 2:].split(".", 1)[0]
+        pid = tmp.name[len(array_path.name) + 2 :].split(".", 1)[0]
         if pid.isdigit() and not pid_alive(int(pid)):
             log.info("removing %s, left by an interrupted cache build", tmp)
             tmp.unlink(missing_ok=True)
@@ -112,8 +120,13 @@ def report_bad(names: list[str], total: int, what: str = "image(s)") -> None:
     """One warning for all skipped inputs, naming the first few."""
     if names:
         shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
-        log.warning("skipped %d of %d %s that cannot be decoded: %s (dataset.on_error=raise makes this fatal)",
-                    len(names), total, what, shown)
+        log.warning(
+            "skipped %d of %d %s that cannot be decoded: %s (dataset.on_error=raise makes this fatal)",
+            len(names),
+            total,
+            what,
+            shown,
+        )
 
 
 def _decode_all(source, pre: Preprocess, tmp: Path, on_error: str, workers: int) -> list[int]:
@@ -129,8 +142,10 @@ def _decode_all(source, pre: Preprocess, tmp: Path, on_error: str, workers: int)
             for i, image, error in items:
                 if image is None:
                     if on_error == "raise":
-                        raise UserError(f"cannot decode {source.name(i)} ({error}); fix or remove it, "
-                                        "or set dataset.on_error=skip to skip such images")
+                        raise UserError(
+                            f"cannot decode {source.name(i)} ({error}); fix or remove it, "
+                            "or set dataset.on_error=skip to skip such images"
+                        )
                     bad.append(i)
                 else:
                     images[i] = image.numpy()
@@ -140,7 +155,7 @@ def _decode_all(source, pre: Preprocess, tmp: Path, on_error: str, workers: int)
         compact_path = tmp.with_name(tmp.name + ".compact")
         compact = np.lib.format.open_memmap(compact_path, mode="w+", dtype=np.uint8, shape=(len(good), *shape))
         for start_row in range(0, len(good), 4096):
-            compact[start_row:start_row + 4096] = images[good[start_row:start_row + 4096]]
+            compact[start_row : start_row + 4096] = images[good[start_row : start_row + 4096]]
         compact.flush()
         del images, compact
         os.replace(compact_path, tmp)
@@ -152,8 +167,9 @@ def _decode_all(source, pre: Preprocess, tmp: Path, on_error: str, workers: int)
     return bad
 
 
-def build(source, pre: Preprocess, array_path: Path, record_path: Path, key: dict, on_error: str,
-          workers: int) -> np.ndarray:
+def build(
+    source, pre: Preprocess, array_path: Path, record_path: Path, key: dict, on_error: str, workers: int
+) -> np.ndarray:
     array_path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_builds(array_path)
     tmp = array_path.with_name(f".{array_path.name}.{os.getpid()}.tmp")
@@ -167,14 +183,19 @@ def build(source, pre: Preprocess, array_path: Path, record_path: Path, key: dic
     n = len(source)
     skipped = [source.name(i) for i in bad]
     report_bad(skipped, n)
-    record = {"key": key, "shape": [n - len(bad), pre.channels, pre.resolution, pre.resolution],
-              "n_skipped": len(bad), "skipped": skipped[:100]}
+    record = {
+        "key": key,
+        "shape": [n - len(bad), pre.channels, pre.resolution, pre.resolution],
+        "n_skipped": len(bad),
+        "skipped": skipped[:100],
+    }
     atomic_write(record_path, lambda f: f.write(json.dumps(record, indent=1).encode()))
     return np.load(array_path, mmap_mode="r")
 
 
-def cached_images(source, pre: Preprocess, cache_dir: str | Path, on_error: str = "skip",
-                  workers: int | None = None) -> np.ndarray:
+def cached_images(
+    source, pre: Preprocess, cache_dir: str | Path, on_error: str = "skip", workers: int | None = None
+) -> np.ndarray:
     """The (N, C, R, R) uint8 memory-mapped array of every decodable image of `source`."""
     key = {"version": FORMAT_VERSION, "source": source_identity(source), "preprocess": pre.key()}
     array_path, record_path = cache_paths(cache_dir, key)

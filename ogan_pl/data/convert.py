@@ -1,4 +1,5 @@
 """Pixel conversions. Datasets yield uint8; the model works in [-1, 1]."""
+
 import torch
 from torch import Tensor
 
@@ -6,6 +7,11 @@ from torch import Tensor
 def to_model_range(images: Tensor) -> Tensor:
     """uint8 [0, 255] -> float [-1, 1]."""
     return images.float().div_(127.5).sub_(1.0)
+
+
+def to_unit(images: Tensor) -> Tensor:
+    """float [-1, 1] -> float [0, 1] on the CPU, clamped: what image files and image metrics take."""
+    return ((images.float().cpu() + 1) / 2).clamp(0, 1)
 
 
 def to_uint8(images: Tensor) -> Tensor:

@@ -1,4 +1,5 @@
 """The LightningDataModules: one base serves every dataset's loaders and held-out images."""
+
 import abc
 from pathlib import Path
 from typing import Annotated, Literal
@@ -17,7 +18,7 @@ from ogan_pl.data.order import IterationBatchSampler
 from ogan_pl.data.raw_images import DecodedImages
 from ogan_pl.data.shapes import ShapesDataset
 from ogan_pl.data.sources import open_source
-from ogan_pl.parts.registry import DATASETS
+from ogan_pl.registry.registries import DATASETS
 from ogan_pl.utils.errors import UserError
 from ogan_pl.utils.loaders import collate, worker_options
 from ogan_pl.utils.seeds import Stream, rank_seed
@@ -40,9 +41,19 @@ class ImageDataModule(pl.LightningDataModule, abc.ABC):
 
     num_classes: int | None = None
 
-    def __init__(self, resolution: Resolution, channels: Channels = 3, batch_size: BatchSize = 64,
-                 num_workers: Workers = 4, pin_memory: bool = True, persistent_workers: bool = True,
-                 holdout_size: HoldoutSize = 256, batches_per_step: int = 1, seed: int = 0, flip: bool = False):
+    def __init__(
+        self,
+        resolution: Resolution,
+        channels: Channels = 3,
+        batch_size: BatchSize = 64,
+        num_workers: Workers = 4,
+        pin_memory: bool = True,
+        persistent_workers: bool = True,
+        holdout_size: HoldoutSize = 256,
+        batches_per_step: int = 1,
+        seed: int = 0,
+        flip: bool = False,
+    ):
         super().__init__()
         self.flip = flip
         self.resolution = resolution
@@ -66,12 +77,20 @@ class ImageDataModule(pl.LightningDataModule, abc.ABC):
             self.train_set, self.holdout_set = self.build()
             step_images = self.batch_size * self.batches_per_step
             if len(self.train_set) < step_images:
-                raise UserError(f"the dataset has {len(self.train_set)} training images, fewer than one "
-                                f"step's {step_images}; lower dataset.batch_size or add images")
+                raise UserError(
+                    f"the dataset has {len(self.train_set)} training images, fewer than one "
+                    f"step's {step_images}; lower dataset.batch_size or add images"
+                )
 
     def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, collate_fn=collate,
-                          **worker_options(self.num_workers, self.pin_memory, self.persistent_workers))
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            collate_fn=collate,
+            **worker_options(self.num_workers, self.pin_memory, self.persistent_workers),
+        )
 
     def _run_position(self) -> tuple[int, int, int, int]:
         """(run seed, generator iterations done, rank, world size) of the training this data serves."""
@@ -86,18 +105,32 @@ class ImageDataModule(pl.LightningDataModule, abc.ABC):
         a resumed run continues with exactly the batches an uninterrupted one would see, and under
         DDP each rank takes its own part of each batch."""
         seed, _, rank, world_size = self._run_position()
-        sampler = IterationBatchSampler(len(self.train_set), self.batch_size * self.batches_per_step, seed,
-                                        start=lambda: self._run_position()[1], rank=rank, world_size=world_size)
-        return DataLoader(self.train_set, batch_sampler=sampler, collate_fn=collate,
-                          **worker_options(self.num_workers, self.pin_memory, self.persistent_workers))
+        sampler = IterationBatchSampler(
+            len(self.train_set),
+            self.batch_size * self.batches_per_step,
+            seed,
+            start=lambda: self._run_position()[1],
+            rank=rank,
+            world_size=world_size,
+        )
+        return DataLoader(
+            self.train_set,
+            batch_sampler=sampler,
+            collate_fn=collate,
+            **worker_options(self.num_workers, self.pin_memory, self.persistent_workers),
+        )
 
     def holdout_dataloader(self, batch_size: int | None = None) -> DataLoader:
         return self._loader(self.holdout_set, batch_size or self.batch_size, shuffle=False, drop_last=False)
 
     def identity(self) -> dict:
         """Everything the training images' pixels depend on (the key of cached real statistics)."""
-        return {"class": type(self).__name__, "resolution": self.resolution, "channels": self.channels,
-                "seed": self.seed}
+        return {
+            "class": type(self).__name__,
+            "resolution": self.resolution,
+            "channels": self.channels,
+            "seed": self.seed,
+        }
 
     def reference(self) -> "ImageDataModule":
         """The data the classifier metrics are measured against: this dataset, or for a part of one
@@ -109,8 +142,9 @@ class ImageDataModule(pl.LightningDataModule, abc.ABC):
         """The first n training images (all when n is None) in a fixed order: the FID reference set."""
         self.setup()
         n = len(self.train_set) if n is None else min(n, len(self.train_set))
-        return self._loader(Subset(self.train_set, range(n)), batch_size or self.batch_size,
-                            shuffle=False, drop_last=False)
+        return self._loader(
+            Subset(self.train_set, range(n)), batch_size or self.batch_size, shuffle=False, drop_last=False
+        )
 
     def holdout_batch(self, n: int, offset: int = 0) -> dict:
         """The first n held-out items from `offset` (fixed across calls), images in [-1, 1] on CPU."""
@@ -123,8 +157,11 @@ class ImageDataModule(pl.LightningDataModule, abc.ABC):
         dataset = self.holdout_set if split == "holdout" else self.train_set
         n = min(n, len(dataset) - offset)
         if n <= 0:
-            raise UserError(f"the {split} split has only {len(dataset)} images; raise dataset.holdout_size"
-                            if split == "holdout" else f"the {split} split has only {len(dataset)} images")
+            raise UserError(
+                f"the {split} split has only {len(dataset)} images; raise dataset.holdout_size"
+                if split == "holdout"
+                else f"the {split} split has only {len(dataset)} images"
+            )
         batch = default_collate([dataset[i] for i in range(offset, offset + n)])
         batch["image"] = to_model_range(batch["image"])
         return batch
@@ -152,7 +189,9 @@ class ShapesDataModule(ImageDataModule):
         self.size = size
 
     def build(self):
-        make = lambda n, split: ShapesDataset(n, self.resolution, self.channels, self.seed, split)  # noqa: E731
+        def make(n, split):
+            return ShapesDataset(n, self.resolution, self.channels, self.seed, split)
+
         return make(self.size, "train"), make(self.holdout_size, "holdout")
 
 
@@ -171,15 +210,25 @@ class ImageFolderDataModule(ImageDataModule):
     how_to_get = "pass dataset.root=DIR pointing at your images"
     subdirs: tuple[str, ...] = ()  # layouts to look for inside root, first match wins
 
-    def __init__(self, root: str | None = None, crop_size: int | None = None, cache: bool = True,
-                 cache_dir: str = ".cache/ogan_pl", on_error: str = "skip", **kwargs):
+    def __init__(
+        self,
+        root: str | None = None,
+        crop_size: int | None = None,
+        cache: bool = True,
+        cache_dir: str = ".cache/ogan_pl",
+        on_error: str = "skip",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if on_error not in ("skip", "raise"):
             raise UserError(f"dataset.on_error={on_error!r} must be 'skip' or 'raise'")
-        if crop_size is not None and not (isinstance(crop_size, int) and not isinstance(crop_size, bool)
-                                          and crop_size >= 1):
-            raise UserError(f"dataset.crop_size={crop_size!r} must be a positive number of pixels, or null for "
-                            "the smaller side of each image")
+        if crop_size is not None and not (
+            isinstance(crop_size, int) and not isinstance(crop_size, bool) and crop_size >= 1
+        ):
+            raise UserError(
+                f"dataset.crop_size={crop_size!r} must be a positive number of pixels, or null for "
+                "the smaller side of each image"
+            )
         if root is not None and not str(root).strip():
             raise UserError(f"dataset.root is empty; {self.how_to_get}")
         self.root = root
@@ -198,14 +247,21 @@ class ImageFolderDataModule(ImageDataModule):
 
     def identity(self) -> dict:
         # the held-out split is drawn from the same images, so its size changes the training set
-        return {**super().identity(), "root": str(self.data_root().resolve()), "holdout_size": self.holdout_size,
-                "crop_size": self.preprocess.crop_size}
+        return {
+            **super().identity(),
+            "root": str(self.data_root().resolve()),
+            "holdout_size": self.holdout_size,
+            "crop_size": self.preprocess.crop_size,
+        }
 
     def build(self):
         source = open_source(self.data_root(), self.how_to_get)
         if self.cache:
             images = cached_images(source, self.preprocess, self.cache_dir, self.on_error)
-            n, make = len(images), lambda idx: ArrayImages(images, idx)  # noqa: E731
+            n = len(images)
+
+            def make(idx):
+                return ArrayImages(images, idx)
         else:
             ok = [source.header_ok(i) for i in range(len(source))]
             readable = [i for i, good in enumerate(ok) if good]
@@ -216,8 +272,10 @@ class ImageFolderDataModule(ImageDataModule):
             if not readable:
                 raise UserError(f"none of the {len(source)} images under {self.data_root()} can be read")
             n = len(readable)
-            make = lambda idx: DecodedImages(source, self.preprocess, [readable[i] for i in idx],  # noqa: E731
-                                             self.on_error)
+
+            def make(idx):
+                return DecodedImages(source, self.preprocess, [readable[i] for i in idx], self.on_error)
+
         order = np.random.default_rng(self.seed).permutation(n)
         n_holdout = min(self.holdout_size, max(1, n // 10))
         return make(order[n_holdout:]), make(order[:n_holdout])
@@ -231,8 +289,10 @@ class LSUNDataModule(ImageFolderDataModule):
     `python download.py -c church_outdoor`) and unzip it under data/lsun/. Preprocessing as the
     reference: centre crop of side 256 (or the smaller side), then resize."""
 
-    how_to_get = ("download LSUN with github.com/fyu/lsun (python download.py -c church_outdoor, or -c bedroom), "
-                  "unzip it and pass dataset.root=.../church_outdoor_train_lmdb")
+    how_to_get = (
+        "download LSUN with github.com/fyu/lsun (python download.py -c church_outdoor, or -c bedroom), "
+        "unzip it and pass dataset.root=.../church_outdoor_train_lmdb"
+    )
 
 
 @DATASETS.register("celeba_hq")
@@ -240,8 +300,10 @@ class CelebAHQDataModule(ImageFolderDataModule):
     """dataset=celeba_hq: the 30,000 CelebA-HQ images as a folder (any resolution, e.g. the
     1024x1024 PNGs or the Kaggle 256x256 JPEGs), resized."""
 
-    how_to_get = ("put the CelebA-HQ images (e.g. from github.com/tkarras/progressive_growing_of_gans or the "
-                  "Kaggle 'celebahq' mirrors) in a folder and pass dataset.root=DIR")
+    how_to_get = (
+        "put the CelebA-HQ images (e.g. from github.com/tkarras/progressive_growing_of_gans or the "
+        "Kaggle 'celebahq' mirrors) in a folder and pass dataset.root=DIR"
+    )
 
 
 @DATASETS.register("ffhq")
@@ -249,8 +311,10 @@ class FFHQDataModule(ImageFolderDataModule):
     """dataset=ffhq: the 70,000 FFHQ images as a folder (images1024x1024/ or thumbnails128x128/
     from github.com/NVlabs/ffhq-dataset), resized."""
 
-    how_to_get = ("download FFHQ with github.com/NVlabs/ffhq-dataset (python download_ffhq.py --images or "
-                  "--thumbs) and pass dataset.root=.../images1024x1024")
+    how_to_get = (
+        "download FFHQ with github.com/NVlabs/ffhq-dataset (python download_ffhq.py --images or "
+        "--thumbs) and pass dataset.root=.../images1024x1024"
+    )
 
 
 @DATASETS.register("celeba")
@@ -260,8 +324,10 @@ class CelebADataModule(ImageFolderDataModule):
     CelebA root (`ROOT/celeba/img_align_celeba`). Get img_align_celeba.zip from
     mmlab.ie.cuhk.edu.hk/projects/CelebA.html."""
 
-    how_to_get = ("download img_align_celeba.zip from mmlab.ie.cuhk.edu.hk/projects/CelebA.html, unzip it and "
-                  "pass dataset.root=.../img_align_celeba")
+    how_to_get = (
+        "download img_align_celeba.zip from mmlab.ie.cuhk.edu.hk/projects/CelebA.html, unzip it and "
+        "pass dataset.root=.../img_align_celeba"
+    )
     subdirs = ("img_align_celeba", "celeba/img_align_celeba")
 
 
@@ -287,16 +353,20 @@ class TorchvisionDataModule(ImageDataModule):
         try:
             split = cls(self.root, train=train, download=self.download)
         except (RuntimeError, OSError) as err:  # offline and absent: "Dataset not found", or a URLError
-            raise UserError(f"{self.torchvision_class} not found under dataset.root={self.root} and not downloadable "
-                            f"({str(err).splitlines()[0][:120]}); run once with network (dataset.download=true) "
-                            f"or copy torchvision's {self.torchvision_class} files into {self.root}") from None
+            raise UserError(
+                f"{self.torchvision_class} not found under dataset.root={self.root} and not downloadable "
+                f"({str(err).splitlines()[0][:120]}); run once with network (dataset.download=true) "
+                f"or copy torchvision's {self.torchvision_class} files into {self.root}"
+            ) from None
         images = images_to_resolution(torch.as_tensor(split.data), self.resolution, self.channels)
         return images, torch.as_tensor(split.targets, dtype=torch.int64)
 
     def build(self):
         (train, train_labels), (test, test_labels) = self._split(True), self._split(False)
-        return (ArrayImages(train, extras={"label": train_labels}),
-                ArrayImages(test[:self.holdout_size], extras={"label": test_labels[:self.holdout_size]}))
+        return (
+            ArrayImages(train, extras={"label": train_labels}),
+            ArrayImages(test[: self.holdout_size], extras={"label": test_labels[: self.holdout_size]}),
+        )
 
 
 @DATASETS.register("cifar10")
@@ -327,7 +397,17 @@ def images_to_resolution(data: torch.Tensor, resolution: int, channels: int, chu
         data = data.expand(-1, 3, -1, -1)
     if data.shape[-1] == resolution and data.shape[-2] == resolution:
         return data.contiguous()
-    out = [torch.nn.functional.interpolate(data[i:i + chunk].float(), size=(resolution, resolution), mode="bicubic",
-                                           antialias=True, align_corners=False).round().clamp(0, 255).to(torch.uint8)
-           for i in range(0, len(data), chunk)]
+    out = [
+        torch.nn.functional.interpolate(
+            data[i : i + chunk].float(),
+            size=(resolution, resolution),
+            mode="bicubic",
+            antialias=True,
+            align_corners=False,
+        )
+        .round()
+        .clamp(0, 255)
+        .to(torch.uint8)
+        for i in range(0, len(data), chunk)
+    ]
     return torch.cat(out)

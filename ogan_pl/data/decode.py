@@ -1,4 +1,5 @@
 """Encoded image (file or bytes) -> uint8 (C, R, R): mode conversion, centre crop, resize."""
+
 import io
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -67,6 +68,5 @@ def decode(data: bytes | Path, pre: Preprocess) -> torch.Tensor:
     side = min(img.size) if pre.crop_size is None else min(pre.crop_size, *img.size)
     img = TF.center_crop(img, side)
     if img.size != (pre.resolution, pre.resolution):
-        img = TF.resize(img, [pre.resolution, pre.resolution], interpolation=InterpolationMode.BICUBIC,
-                        antialias=True)
+        img = TF.resize(img, [pre.resolution, pre.resolution], interpolation=InterpolationMode.BICUBIC, antialias=True)
     return TF.pil_to_tensor(img)

@@ -6,6 +6,7 @@ input) and resized from there for other resolutions. The held-out split is fixed
 with a constant seed, independent of the run's seed), so runs with different seeds are scored on
 the same held-out digits, and the split is stratified (the same share of every class).
 """
+
 import copy
 from pathlib import Path
 from typing import Annotated
@@ -16,7 +17,7 @@ from pydantic import Field
 
 from ogan_pl.data.arrays import ArrayImages
 from ogan_pl.data.datamodule import Channels, ImageDataModule, Resolution, Workers, images_to_resolution
-from ogan_pl.parts.registry import DATASETS
+from ogan_pl.registry.registries import DATASETS
 from ogan_pl.utils.errors import UserError
 
 DIGITS_FILE = Path(__file__).with_name("assets") / "mnist_10k.npz"
@@ -41,7 +42,7 @@ def stratified_split(labels: np.ndarray, holdout_size: int, seed: int) -> tuple[
     holdout = []
     for c in np.unique(labels):
         members = order[labels[order] == c]
-        holdout.extend(members[:int(round(share * len(members)))])
+        holdout.extend(members[: round(share * len(members))])
     held = np.zeros(len(labels), dtype=bool)
     held[np.asarray(holdout, dtype=np.int64)[:holdout_size]] = True
     for i in order:  # rounding per class can leave it a few short: top up in the same fixed order
@@ -58,14 +59,25 @@ class DigitsDataModule(ImageDataModule):
 
     num_classes = 10
 
-    def __init__(self, resolution: Resolution = 32, channels: Channels = 1,
-                 holdout_size: Annotated[int, Field(ge=10, le=5000, strict=True, description=(
-                     "an integer from 10 to 5000 (of the 10,000 built-in digits)"))] = 1000,
-                 train_size: Annotated[int | None, Field(ge=1, strict=True, description=(
-                     "a positive integer or null (all)"))] = None,
-                 num_workers: Workers = 0, **kwargs):
-        super().__init__(resolution=resolution, channels=channels, holdout_size=holdout_size,
-                         num_workers=num_workers, **kwargs)
+    def __init__(
+        self,
+        resolution: Resolution = 32,
+        channels: Channels = 1,
+        holdout_size: Annotated[
+            int,
+            Field(
+                ge=10, le=5000, strict=True, description=("an integer from 10 to 5000 (of the 10,000 built-in digits)")
+            ),
+        ] = 1000,
+        train_size: Annotated[
+            int | None, Field(ge=1, strict=True, description=("a positive integer or null (all)"))
+        ] = None,
+        num_workers: Workers = 0,
+        **kwargs,
+    ):
+        super().__init__(
+            resolution=resolution, channels=channels, holdout_size=holdout_size, num_workers=num_workers, **kwargs
+        )
         self.train_size = train_size
 
     def reference(self) -> "DigitsDataModule":
@@ -80,8 +92,14 @@ class DigitsDataModule(ImageDataModule):
 
     def identity(self) -> dict:
         # the split does not depend on the run's seed: every run is measured on the same digits
-        return {"class": type(self).__name__, "resolution": self.resolution, "channels": self.channels,
-                "holdout_size": self.holdout_size, "train_size": self.train_size, "file": DIGITS_FILE.name}
+        return {
+            "class": type(self).__name__,
+            "resolution": self.resolution,
+            "channels": self.channels,
+            "holdout_size": self.holdout_size,
+            "train_size": self.train_size,
+            "file": DIGITS_FILE.name,
+        }
 
     def build(self):
         images, labels = load_digits()
@@ -89,6 +107,6 @@ class DigitsDataModule(ImageDataModule):
         data = images_to_resolution(torch.from_numpy(padded), self.resolution, self.channels)
         train, holdout = stratified_split(labels, self.holdout_size, SPLIT_SEED)
         if self.train_size is not None:
-            train = train[:self.train_size]
+            train = train[: self.train_size]
         extras = {"label": torch.from_numpy(labels)}
         return ArrayImages(data, train, extras), ArrayImages(data, holdout, extras)

@@ -8,7 +8,8 @@ where the run is (`start()`, the model's iteration counter) whenever a pass over
 so nothing about the order has to be stored in a checkpoint: the counter that is already there
 decides it, whatever the number of DataLoader workers and however far they prefetched.
 """
-from typing import Callable, Iterator
+
+from collections.abc import Callable, Iterator
 
 import torch
 from torch.utils.data import Sampler
@@ -17,8 +18,15 @@ from ogan_pl.utils.seeds import Stream, rank_seed
 
 
 class IterationBatchSampler(Sampler[list[int]]):
-    def __init__(self, n_items: int, batch_size: int, seed: int, start: Callable[[], int] = lambda: 0,
-                 rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        n_items: int,
+        batch_size: int,
+        seed: int,
+        start: Callable[[], int] = lambda: 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         if n_items < batch_size * world_size:
             raise ValueError(f"{n_items} items cannot fill one batch of {batch_size} on {world_size} rank(s)")
         self.n_items, self.batch_size, self.seed = n_items, batch_size, seed
@@ -34,7 +42,7 @@ class IterationBatchSampler(Sampler[list[int]]):
         generator = torch.Generator().manual_seed(rank_seed(self.seed, 0, epoch, Stream.ORDER))
         order = torch.randperm(self.n_items, generator=generator)
         per_epoch = len(self)
-        return order[:per_epoch * self.world_size * self.batch_size].view(per_epoch, self.world_size, self.batch_size)
+        return order[: per_epoch * self.world_size * self.batch_size].view(per_epoch, self.world_size, self.batch_size)
 
     def __iter__(self) -> Iterator[list[int]]:
         epoch, position = divmod(int(self.start()), len(self))

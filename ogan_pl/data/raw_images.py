@@ -1,4 +1,5 @@
 """Images decoded on the fly in the DataLoader workers (dataset.cache=false)."""
+
 import logging
 
 from torch.utils.data import Dataset
@@ -31,10 +32,15 @@ class DecodedImages(Dataset):
                 return {"image": decode(self.source.read(index), self.pre)}
             except DECODE_ERRORS as err:
                 if self.on_error == "raise":
-                    raise UserError(f"cannot decode {self.source.name(index)} ({err}); fix or remove it, "
-                                    "or set dataset.on_error=skip") from None
+                    raise UserError(
+                        f"cannot decode {self.source.name(index)} ({err}); fix or remove it, "
+                        "or set dataset.on_error=skip"
+                    ) from None
                 self._failed += 1
                 if self._failed == 1:
-                    log.warning("skipping undecodable image %s (%s); further ones are counted silently",
-                                self.source.name(index), err)
+                    log.warning(
+                        "skipping undecodable image %s (%s); further ones are counted silently",
+                        self.source.name(index),
+                        err,
+                    )
         raise UserError(f"none of the {len(self.indices)} images could be decoded")

@@ -5,6 +5,7 @@ dataset size, so results are reproducible and held-out images never overlap the 
 Factors, one row per image: shape (0 circle, 1 square, 2 triangle), x, y (centre, in [-1, 1]
 image coordinates), scale (circumradius), rotation (radians), hue (in [0, 1)).
 """
+
 import numpy as np
 import torch
 
@@ -21,14 +22,17 @@ def sample_factors(n: int, seed: int, split: str = "train") -> np.ndarray:
     """(n, 6) float32 factors; row i depends only on (seed, split, i)."""
     u = np.random.default_rng([seed, SPLITS[split]]).random((n, len(FACTORS)))
     lo, hi = SCALE_RANGE
-    return np.stack([
-        np.floor(u[:, 0] * len(SHAPES)),
-        (u[:, 1] * 2 - 1) * CENTER_RANGE,
-        (u[:, 2] * 2 - 1) * CENTER_RANGE,
-        lo + u[:, 3] * (hi - lo),
-        u[:, 4] * 2 * np.pi,
-        u[:, 5],
-    ], axis=1).astype(np.float32)
+    return np.stack(
+        [
+            np.floor(u[:, 0] * len(SHAPES)),
+            (u[:, 1] * 2 - 1) * CENTER_RANGE,
+            (u[:, 2] * 2 - 1) * CENTER_RANGE,
+            lo + u[:, 3] * (hi - lo),
+            u[:, 4] * 2 * np.pi,
+            u[:, 5],
+        ],
+        axis=1,
+    ).astype(np.float32)
 
 
 def _hue_to_rgb(hue: np.ndarray, saturation: float = 0.85, value: float = 1.0) -> np.ndarray:
@@ -40,7 +44,7 @@ def _hue_to_rgb(hue: np.ndarray, saturation: float = 0.85, value: float = 1.0) -
 def render(factors: np.ndarray, resolution: int, channels: int = 3) -> np.ndarray:
     """Anti-aliased rendering of a batch of factor rows -> (n, channels, R, R) uint8."""
     f = factors.astype(np.float64)
-    shape, cx, cy, scale, rot, hue = (f[:, i, None, None] for i in range(6))
+    shape, cx, cy, scale, rot, _hue = (f[:, i, None, None] for i in range(6))
     coords = (np.arange(resolution) + 0.5) / resolution * 2 - 1
     yy, xx = np.meshgrid(coords, coords, indexing="ij")
     dx, dy = xx[None] - cx, yy[None] - cy
@@ -61,12 +65,14 @@ def render(factors: np.ndarray, resolution: int, channels: int = 3) -> np.ndarra
 class ShapesDataset(ArrayImages):
     """`size` rendered images of one split, kept in memory as uint8 (61 MB for 20k at 32x32 RGB)."""
 
-    def __init__(self, size: int, resolution: int = 32, channels: int = 3, seed: int = 0,
-                 split: str = "train", chunk: int = 2048):
+    def __init__(
+        self, size: int, resolution: int = 32, channels: int = 3, seed: int = 0, split: str = "train", chunk: int = 2048
+    ):
         factors = torch.from_numpy(sample_factors(size, seed, split))
-        images = [render(factors[i:i + chunk].numpy(), resolution, channels) for i in range(0, size, chunk)]
-        super().__init__(torch.from_numpy(np.concatenate(images)),
-                         extras={"factors": factors, "label": factors[:, 0].long()})
+        images = [render(factors[i : i + chunk].numpy(), resolution, channels) for i in range(0, size, chunk)]
+        super().__init__(
+            torch.from_numpy(np.concatenate(images)), extras={"factors": factors, "label": factors[:, 0].long()}
+        )
 
     @property
     def factors(self) -> torch.Tensor:

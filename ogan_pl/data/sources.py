@@ -4,6 +4,7 @@ A source names its items for messages (`name`, printable whatever bytes a file n
 fingerprints them for the decode cache (`fingerprint`: names, sizes and modification times, so
 images added, removed or replaced under the same names give another cache key).
 """
+
 import hashlib
 import logging
 import os
@@ -33,13 +34,17 @@ class FolderSource:
     def __init__(self, root: str | Path, how_to_get: str = ""):
         root = Path(root)
         if not root.is_dir():
-            raise UserError(f"dataset.root={root} does not exist or is not a directory; "
-                            + (how_to_get or "pass dataset.root=DIR pointing at your images"))
+            raise UserError(
+                f"dataset.root={root} does not exist or is not a directory; "
+                + (how_to_get or "pass dataset.root=DIR pointing at your images")
+            )
         self.root = root
         self.files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
         if not self.files:
-            raise UserError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under {root}; "
-                            + (how_to_get or "pass dataset.root=DIR pointing at your images"))
+            raise UserError(
+                f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under {root}; "
+                + (how_to_get or "pass dataset.root=DIR pointing at your images")
+            )
 
     def __len__(self) -> int:
         return len(self.files)
@@ -95,8 +100,10 @@ class LmdbSource:
     def __init__(self, path: str | Path, how_to_get: str = ""):
         path = Path(path)
         if not is_lmdb(path):
-            raise UserError(f"dataset.root={path} is not an LMDB directory (no data.mdb in it); "
-                            + (how_to_get or "point dataset.root at the *_lmdb folder"))
+            raise UserError(
+                f"dataset.root={path} is not an LMDB directory (no data.mdb in it); "
+                + (how_to_get or "point dataset.root at the *_lmdb folder")
+            )
         self.path = path
         self._env, self._pid = None, None
         with self._open().begin(write=False) as txn:
@@ -114,8 +121,9 @@ class LmdbSource:
 
         if self._env is None or self._pid != os.getpid():
             try:
-                self._env = lmdb.open(str(self.path), readonly=True, lock=False, readahead=False, meminit=False,
-                                      max_readers=256)
+                self._env = lmdb.open(
+                    str(self.path), readonly=True, lock=False, readahead=False, meminit=False, max_readers=256
+                )
             except lmdb.Error as err:
                 raise UserError(f"cannot open the LMDB {self.path} ({err}); is it complete?") from None
             self._pid = os.getpid()

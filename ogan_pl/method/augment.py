@@ -18,13 +18,16 @@ The draws come from the generator the training step passes (seeded per generator
 the noise z), so a resumed run augments exactly as an uninterrupted one. Your own augmentation:
 subclass `Augment`, register it (`@AUGMENTS.register("name")`), draw from `generator`.
 """
+
 import functools
+from typing import Annotated
 
 import torch
+from pydantic import Field
 from torch import Tensor
 
-from ogan_pl.parts.registry import AUGMENTS
-from ogan_pl.utils.errors import UserError
+from ogan_pl.registry.registries import AUGMENTS
+from ogan_pl.registry.values import finite, one_of
 
 RHO_ON = ("augmented", "clean")
 
@@ -100,26 +103,35 @@ def cutout(x: Tensor, ratio: float, generator: torch.Generator | None = None) ->
 
 
 POLICIES = ("color", "translation", "cutout")
+#: a comma-separated list of POLICIES, in the order they are applied
+Policy = Annotated[
+    str,
+    Field(
+        pattern=rf"^\s*({'|'.join(POLICIES)})\s*(,\s*({'|'.join(POLICIES)})\s*)*$",
+        description=f"a comma-separated list of {', '.join(POLICIES)}",
+    ),
+]
+Ratio = finite(above=0, below=1)
 
 
 @AUGMENTS.register("diffaug")
 class DiffAugment(Augment):
     """augment=diffaug: DiffAugment's color, translation and cutout, in the order of `policy`."""
 
-    def __init__(self, policy: str = "color,translation,cutout", translation_ratio: float = 0.125,
-                 cutout_ratio: float = 0.5, rho_on: str = "augmented"):
-        self.ops = [op.strip() for op in str(policy).split(",") if op.strip()]
-        unknown = [op for op in self.ops if op not in POLICIES]
-        if unknown or not self.ops:
-            raise UserError(f"augment.policy={policy!r}: use a comma-separated list of {', '.join(POLICIES)}")
-        for name, value in (("translation_ratio", translation_ratio), ("cutout_ratio", cutout_ratio)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-                raise UserError(f"augment.{name}={value!r} must be a number in (0, 1)")
-        if rho_on not in RHO_ON:
-            raise UserError(f"augment.rho_on={rho_on!r} must be one of {', '.join(RHO_ON)}")
+    def __init__(
+        self,
+        policy: Policy = "color,translation,cutout",
+        translation_ratio: Ratio = 0.125,
+        cutout_ratio: Ratio = 0.5,
+        rho_on: one_of(RHO_ON) = "augmented",
+    ):
+        self.ops = [op.strip() for op in policy.split(",")]
         self.rho_on = rho_on
-        transforms = {"color": color, "translation": functools.partial(translation, ratio=translation_ratio),
-                      "cutout": functools.partial(cutout, ratio=cutout_ratio)}
+        transforms = {
+            "color": color,
+            "translation": functools.partial(translation, ratio=translation_ratio),
+            "cutout": functools.partial(cutout, ratio=cutout_ratio),
+        }
         self.transforms = [transforms[op] for op in self.ops]
 
     def __call__(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:

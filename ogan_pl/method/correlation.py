@@ -1,8 +1,9 @@
 """The correlation term's two functions (docs/method.md, "Correlation and N(.)").
 
-    N(v)       = (v - avg(v)) / std(v)              per sample, over the code's nz entries
-    rho(a, b)  = avg(N(a) * N(b)) = cos(N(a), N(b))   the Pearson correlation
+N(v)       = (v - avg(v)) / std(v)              per sample, over the code's nz entries
+rho(a, b)  = avg(N(a) * N(b)) = cos(N(a), N(b))   the Pearson correlation
 """
+
 import torch
 from torch import Tensor
 from torch.nn import functional as F

@@ -12,8 +12,12 @@ Codes are the latents G reads, z = s * N(E(x)) for real images x. Every directio
 
 An edit moves a code along d: G(z + a * d) for strengths a.
 """
+
 import torch
 from torch import Tensor
+
+METHODS = ("class_mean", "linear", "pca", "sefa")
+SUPERVISED = ("class_mean", "linear")  # the methods that need labels
 
 
 def unit(v: Tensor) -> Tensor:
@@ -45,8 +49,15 @@ def linear_direction(codes: Tensor, labels: Tensor, target, l2: float = 1.0, ite
         raise ValueError(f"class {target!r} needs images inside and outside it")
     w = torch.zeros(z.shape[1], dtype=torch.float64, requires_grad=True)
     b = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([w, b], lr=1.0, max_iter=iterations, tolerance_grad=1e-10,
-                                  tolerance_change=1e-12, history_size=20, line_search_fn="strong_wolfe")
+    optimizer = torch.optim.LBFGS(
+        [w, b],
+        lr=1.0,
+        max_iter=iterations,
+        tolerance_grad=1e-10,
+        tolerance_change=1e-12,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure():
         optimizer.zero_grad()

@@ -3,6 +3,7 @@
 decay_t = min(decay, (1 + t) / (10 + t)): early on the average follows the live weights instead of
 being dominated by the random initialisation. Buffers (BatchNorm running statistics) are copied.
 """
+
 import copy
 
 import torch
@@ -28,7 +29,7 @@ class EMA(nn.Module):
         ema_params = list(self.module.parameters())
         params = [p.detach() for p in model.parameters()]
         torch._foreach_lerp_(ema_params, params, 1.0 - self.decay_at(step))
-        for ema_buffer, buffer in zip(self.module.buffers(), model.buffers()):
+        for ema_buffer, buffer in zip(self.module.buffers(), model.buffers(), strict=True):
             ema_buffer.copy_(buffer)
 
     def forward(self, *args, **kwargs):

@@ -1,4 +1,5 @@
 """D(x) = T(E(x)): the paper's avg (no parameters) or a linear head <w, E(x)> + b."""
+
 from torch import Tensor, nn
 
 HEADS = ("avg", "linear")

@@ -13,6 +13,7 @@ put the image G(z), so the code stays in the encoder's domain (in-domain inversi
 optimisation-based projection. The per-image losses are summed, so each image's gradient does
 not depend on the batch; the loss of every step stays on the device (no host sync per step).
 """
+
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,8 +38,9 @@ def encoder_code(E: nn.Module, x: Tensor, recon_scale: float) -> Tensor:
     return recon_scale * standardize(E(x))
 
 
-def initial_code(E: nn.Module, x: Tensor, z_dim: int, init: str, recon_scale: float,
-                 generator: torch.Generator | None = None) -> Tensor:
+def initial_code(
+    E: nn.Module, x: Tensor, z_dim: int, init: str, recon_scale: float, generator: torch.Generator | None = None
+) -> Tensor:
     if init == "encoder":
         return encoder_code(E, x, recon_scale)
     if init == "mean":
@@ -48,26 +50,48 @@ def initial_code(E: nn.Module, x: Tensor, z_dim: int, init: str, recon_scale: fl
     raise ValueError(f"init must be one of {INITS}, got {init!r}")
 
 
-def inversion_loss(G: nn.Module, E: nn.Module, z: Tensor, x: Tensor, recon_scale: float,
-                   perceptual: Callable[[Tensor, Tensor], Tensor] | None = None, perceptual_weight: float = 0.0,
-                   encoder_weight: float = 0.0, x_features: list[Tensor] | None = None) -> tuple[Tensor, Tensor]:
+def inversion_loss(
+    G: nn.Module,
+    E: nn.Module,
+    z: Tensor,
+    x: Tensor,
+    recon_scale: float,
+    perceptual: Callable[[Tensor, Tensor], Tensor] | None = None,
+    perceptual_weight: float = 0.0,
+    encoder_weight: float = 0.0,
+    x_features: list[Tensor] | None = None,
+) -> tuple[Tensor, Tensor]:
     """(per-image loss L(z) (B,), G(z)). `x_features`: the perceptual network's features of x,
     computed once by the caller (a distance with `features` and `compare`, as in ogan_pl.method.perceptual)."""
     fake = G(z)
     loss = (fake - x).pow(2).flatten(1).mean(1)
     if perceptual is not None and perceptual_weight > 0:
-        distance = (perceptual.compare(perceptual.features(fake), x_features) if x_features is not None
-                    else perceptual(fake, x))
+        distance = (
+            perceptual.compare(perceptual.features(fake), x_features) if x_features is not None else perceptual(fake, x)
+        )
         loss = loss + perceptual_weight * distance
     if encoder_weight > 0:
         loss = loss + encoder_weight * (z - encoder_code(E, fake, recon_scale)).pow(2).mean(1)
     return loss, fake
 
 
-def invert(G: nn.Module, E: nn.Module, x: Tensor, z_dim: int, *, steps: int, lr: float, init: str,
-           recon_scale: float, perceptual: Callable[[Tensor, Tensor], Tensor] | None, perceptual_weight: float,
-           encoder_weight: float, generator: torch.Generator | None = None, snapshots: tuple[int, ...] = (),
-           on_snapshot: Callable[[int], None] | None = None) -> InversionResult:
+def invert(
+    G: nn.Module,
+    E: nn.Module,
+    x: Tensor,
+    z_dim: int,
+    *,
+    steps: int,
+    lr: float,
+    init: str,
+    recon_scale: float,
+    perceptual: Callable[[Tensor, Tensor], Tensor] | None,
+    perceptual_weight: float,
+    encoder_weight: float,
+    generator: torch.Generator | None = None,
+    snapshots: tuple[int, ...] = (),
+    on_snapshot: Callable[[int], None] | None = None,
+) -> InversionResult:
     """Codes of the images x (B, C, R, R) in [-1, 1]. G and E are used as they are (eval mode, their
     weights untouched: only z is optimised). Deterministic given `generator` (init="random").
     `snapshots`: step counts at which to keep a copy of the codes (one run serves several budgets);
@@ -79,8 +103,14 @@ def invert(G: nn.Module, E: nn.Module, x: Tensor, z_dim: int, *, steps: int, lr:
     try:
         with torch.no_grad():
             z0 = initial_code(E, x, z_dim, init, recon_scale, generator)
-            x_features = (perceptual.features(x) if perceptual is not None and perceptual_weight > 0
-                          and hasattr(perceptual, "features") and hasattr(perceptual, "compare") else None)
+            x_features = (
+                perceptual.features(x)
+                if perceptual is not None
+                and perceptual_weight > 0
+                and hasattr(perceptual, "features")
+                and hasattr(perceptual, "compare")
+                else None
+            )
         z = z0.detach().clone().requires_grad_(True)
         optimizer = torch.optim.Adam([z], lr=lr)
         losses = torch.empty(steps + 1, len(x), device=x.device)
@@ -95,18 +125,20 @@ def invert(G: nn.Module, E: nn.Module, x: Tensor, z_dim: int, *, steps: int, lr:
         keep(0)
         with torch.enable_grad():  # z's gradient, also when called inside torch.no_grad()
             for step in range(steps):
-                loss, _ = inversion_loss(G, E, z, x, recon_scale, perceptual, perceptual_weight, encoder_weight,
-                                         x_features)
+                loss, _ = inversion_loss(
+                    G, E, z, x, recon_scale, perceptual, perceptual_weight, encoder_weight, x_features
+                )
                 losses[step] = loss.detach()
                 optimizer.zero_grad(set_to_none=True)
                 loss.sum().backward()
                 optimizer.step()
                 keep(step + 1)
         with torch.no_grad():
-            loss, fake = inversion_loss(G, E, z, x, recon_scale, perceptual, perceptual_weight, encoder_weight,
-                                        x_features)
+            loss, fake = inversion_loss(
+                G, E, z, x, recon_scale, perceptual, perceptual_weight, encoder_weight, x_features
+            )
             losses[steps] = loss
         return InversionResult(z.detach(), fake, losses, kept)
     finally:
-        for p, flag in zip(weights, flags):
+        for p, flag in zip(weights, flags, strict=True):
             p.requires_grad_(flag)

@@ -10,20 +10,19 @@ reads in `LossInputs` (real and fake scores, images, rho); `GANLoss` derives the
 scores in both steps. Sign conventions follow each loss's paper: GAN-QP's E scores real images low,
 the others score them high.
 """
+
 import abc
 import dataclasses
 import functools
-import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from ogan_pl.method.correlation import correlation, standardize  # noqa: F401  (the loss's rho; re-exported)
 from ogan_pl.method.schedule import WARMUP_SHAPES, CorrSchedule
-from ogan_pl.parts.registry import LOSSES
-from ogan_pl.utils.errors import UserError
+from ogan_pl.registry.registries import LOSSES
+from ogan_pl.registry.values import NonNegativeFinite, at_least, one_of
 
 Discriminator = Callable[[Tensor], Tensor]
 
@@ -33,6 +32,7 @@ class LossInputs:
     """What a loss may read for one batch (all per sample). In the E step x_fake is G(z) detached; in
     the G step d_fake carries G's gradient. D(x_real) is computed the first time a loss reads it, so
     the G step pays for it only with a loss that uses it (RpGAN)."""
+
     z: Tensor
     x_real: Tensor
     x_fake: Tensor
@@ -56,11 +56,6 @@ class LossInputs:
         return dataclasses.replace(self, **changes)
 
 
-def _check_weight(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise UserError(f"loss.{name}={value!r} must be a finite number >= 0")
-
-
 CORR_TYPES = ("pearson", "mse")
 
 
@@ -80,22 +75,16 @@ class GANLoss(abc.ABC):
     #: updates where `needs_real_grad(step)`.
     requires_real_grad = False
 
-    def __init__(self, corr_weight: float = 0.5, corr_type: str = "pearson", corr_warmup: int = 0,
-                 corr_warmup_shape: str = "linear", corr_every: int = 1, corr_factor_e: float = 1.0,
-                 corr_factor_g: float = 1.0):
-        for name, value in (("corr_weight", corr_weight), ("corr_factor_e", corr_factor_e),
-                            ("corr_factor_g", corr_factor_g)):
-            _check_weight(name, value)
-        if corr_type not in CORR_TYPES:
-            raise UserError(f"loss.corr_type={corr_type!r} must be one of {', '.join(CORR_TYPES)} "
-                            "(pearson: O-GAN's -rho; mse: the paper's failing ablation)")
-        if isinstance(corr_warmup, bool) or not isinstance(corr_warmup, int) or corr_warmup < 0:
-            raise UserError(f"loss.corr_warmup={corr_warmup!r} must be an integer >= 0 "
-                            "(generator iterations; 0 = no warm-up)")
-        if corr_warmup_shape not in WARMUP_SHAPES:
-            raise UserError(f"loss.corr_warmup_shape={corr_warmup_shape!r} must be one of {', '.join(WARMUP_SHAPES)}")
-        if isinstance(corr_every, bool) or not isinstance(corr_every, int) or corr_every < 1:
-            raise UserError(f"loss.corr_every={corr_every!r} must be an integer >= 1 (1 = every generator iteration)")
+    def __init__(
+        self,
+        corr_weight: NonNegativeFinite = 0.5,
+        corr_type: one_of(CORR_TYPES, "pearson: O-GAN's -rho; mse: the paper's failing ablation") = "pearson",
+        corr_warmup: at_least(0, "generator iterations; 0 = no warm-up") = 0,
+        corr_warmup_shape: one_of(WARMUP_SHAPES) = "linear",
+        corr_every: at_least(1, "1 = every generator iteration") = 1,
+        corr_factor_e: NonNegativeFinite = 1.0,
+        corr_factor_g: NonNegativeFinite = 1.0,
+    ):
         self.corr_weight = corr_weight
         self.corr_type = corr_type
         self.corr_factor_e, self.corr_factor_g = float(corr_factor_e), float(corr_factor_g)
@@ -170,8 +159,11 @@ class GANLoss(abc.ABC):
         if self.factors_differ:
             corr = corr + (self.corr_factor_e - self.corr_factor_g) * lam * self.corr_term(inputs, encoder_view=True)
         loss = (adv_e + adv_g + corr).mean() + penalty.mean()
-        return loss, {"adv_e": adv_e.mean(), "adv_g": self.generator_adversarial(g_view_ng).detach().mean(),
-                      "penalty": penalty.mean()}
+        return loss, {
+            "adv_e": adv_e.mean(),
+            "adv_g": self.generator_adversarial(g_view_ng).detach().mean(),
+            "penalty": penalty.mean(),
+        }
 
 
 class FGHLoss(GANLoss):
@@ -242,10 +234,8 @@ class GradientPenaltyLoss(GANLoss):
     regularization): with reg_every = N it is computed on every N-th E update only, with its
     weight multiplied by N, so its average pull is unchanged at about 1/N of its cost."""
 
-    def __init__(self, reg_every: int = 1, **kwargs):
+    def __init__(self, reg_every: at_least(1, "1: the penalty on every E update") = 1, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(reg_every, bool) or not isinstance(reg_every, int) or reg_every < 1:
-            raise UserError(f"loss.reg_every={reg_every!r} must be an integer >= 1 (1: the penalty on every E update)")
         self.reg_every = reg_every
 
     @property
@@ -269,9 +259,8 @@ class GradientPenaltyLoss(GANLoss):
 class R1Loss(GradientPenaltyLoss):
     """Optional R1 on real images: (r1_gamma / 2) * ||grad D(x_real)||^2 (0 = off)."""
 
-    def __init__(self, r1_gamma: float = 0.0, **kwargs):
+    def __init__(self, r1_gamma: NonNegativeFinite = 0.0, **kwargs):
         super().__init__(**kwargs)
-        _check_weight("r1_gamma", r1_gamma)
         self.r1_gamma = r1_gamma
         self.requires_real_grad = r1_gamma > 0
 
@@ -287,9 +276,8 @@ class R1Loss(GradientPenaltyLoss):
 class WGANGP(GradientPenaltyLoss, FGHLoss):
     """WGAN with gradient penalty gp_weight * (||grad D(x_hat)|| - 1)^2 on random interpolates."""
 
-    def __init__(self, gp_weight: float = 10.0, **kwargs):
+    def __init__(self, gp_weight: NonNegativeFinite = 10.0, **kwargs):
         super().__init__(**kwargs)
-        _check_weight("gp_weight", gp_weight)
         self.gp_weight = gp_weight
 
     @property
@@ -307,7 +295,9 @@ class WGANGP(GradientPenaltyLoss, FGHLoss):
 
     def gradient_penalty(self, inputs: LossInputs):
         x_real = inputs.x_real
-        alpha = torch.rand(x_real.shape[0], 1, 1, 1, device=x_real.device, dtype=x_real.dtype, generator=inputs.generator)
+        alpha = torch.rand(
+            x_real.shape[0], 1, 1, 1, device=x_real.device, dtype=x_real.dtype, generator=inputs.generator
+        )
         x_hat = torch.lerp(inputs.x_fake.detach(), x_real.detach(), alpha).requires_grad_(True)
         grad = _input_gradient(inputs.disc(x_hat), x_hat)
         return self.gp_weight * (grad.float().norm(dim=1) - 1).pow(2)

@@ -8,6 +8,7 @@ channels at every position (LPIPS's normalisation), per image:
 
 with w = 1 for a network's own features and LPIPS's learned non-negative w for LPIPS-VGG.
 """
+
 from pathlib import Path
 
 import torch
@@ -62,7 +63,7 @@ class FeatureDistance(nn.Module):
 
     def compare(self, fa: list[Tensor], fb: list[Tensor]) -> Tensor:
         """d from features already computed (an inversion computes its targets' features once)."""
-        return sum(layer_distance(x, y) for x, y in zip(fa, fb))
+        return sum(layer_distance(x, y) for x, y in zip(fa, fb, strict=True))
 
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
         return self.compare(self.features(a), self.features(b))
@@ -96,7 +97,7 @@ class LPIPS(nn.Module):
 
     def compare(self, fa: list[Tensor], fb: list[Tensor]) -> Tensor:
         """d from features already computed (an inversion computes its targets' features once)."""
-        return sum(layer_distance(x, y, w) for x, y, w in zip(fa, fb, self.weights))
+        return sum(layer_distance(x, y, w) for x, y, w in zip(fa, fb, self.weights, strict=True))
 
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
         return self.compare(self.features(a), self.features(b))
@@ -112,9 +113,11 @@ class LPIPS(nn.Module):
             vgg.features.load_state_dict(features)
             weights = [lin_state[f"lin{i}.model.1.weight"] for i in range(len(VGG_TAPS))]
         except (RuntimeError, KeyError) as err:
-            raise UserError(f"{vgg_path} / {lpips_path}: not the VGG16 and LPIPS-VGG weights "
-                            f"({type(err).__name__}: {str(err).splitlines()[0][:120]})") from None
-        for i, (w, c) in enumerate(zip(weights, VGG_CHANNELS)):
+            raise UserError(
+                f"{vgg_path} / {lpips_path}: not the VGG16 and LPIPS-VGG weights "
+                f"({type(err).__name__}: {str(err).splitlines()[0][:120]})"
+            ) from None
+        for i, (w, c) in enumerate(zip(weights, VGG_CHANNELS, strict=True)):
             if w.numel() != c or (w < 0).any():
                 raise UserError(f"{lpips_path}: lin{i} must hold {c} non-negative weights")
         return cls(vgg.features, weights)
@@ -123,12 +126,16 @@ class LPIPS(nn.Module):
 def _read_weights(path: str | Path, what: str, url: str) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{what} not found at {path}; download {url} to that path (or point the setting at "
-                        "the file), or use another perceptual distance (encoder, classifier, none)")
+        raise UserError(
+            f"{what} not found at {path}; download {url} to that path (or point the setting at "
+            "the file), or use another perceptual distance (encoder, classifier, none)"
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a truncated or foreign file: one line, never code
-        raise UserError(f"cannot read {what} from {path} ({type(err).__name__}); download it again from {url}") from None
+    except Exception as err:  # noqa: BLE001 - a truncated or foreign file: one line, never code
+        raise UserError(
+            f"cannot read {what} from {path} ({type(err).__name__}); download it again from {url}"
+        ) from None
     if not isinstance(state, dict):
         raise UserError(f"{path} is not a state dict of {what}")
     return state

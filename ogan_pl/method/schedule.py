@@ -10,6 +10,7 @@
 A pure function of t, which a checkpoint stores: a resumed run gets the same weights as an
 uninterrupted one. The E updates of iteration t and its G update share lambda(t).
 """
+
 import math
 
 WARMUP_SHAPES = ("linear", "cosine")

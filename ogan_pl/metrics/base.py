@@ -6,6 +6,7 @@ A metric is one class registered in METRICS; its constructor takes its options (
 Inception pass for FID, KID and IS; the feature network; cached real statistics) lives in the
 `MetricSet`, which survives from one evaluation to the next during training.
 """
+
 import abc
 import time
 from collections.abc import Callable, Mapping
@@ -14,9 +15,8 @@ from typing import Any
 
 import torch
 
-from ogan_pl.parts.plugins import load_plugins
-from ogan_pl.parts.registry import METRICS
-from ogan_pl.parts.values import check_int  # noqa: F401  (the metrics' range checks)
+from ogan_pl.registry.plugins import load_plugins
+from ogan_pl.registry.registries import METRICS
 from ogan_pl.utils.errors import UserError
 
 Progress = Callable[[str, int], Callable[[int], None]]
@@ -25,6 +25,7 @@ Progress = Callable[[str, int], Callable[[int], None]]
 @dataclass
 class MetricContext:
     """One evaluation: what is scored and how (shared by every metric of the set)."""
+
     model: Any  # ogan_pl.OGAN
     datamodule: Any
     n_fake: int = 50000  # generated images for distribution metrics
@@ -59,6 +60,7 @@ class Metric(abc.ABC):
 
     def setup(self, ctx: MetricContext, shared: dict) -> None:
         """One-time work before any data is read (loading weights), so a missing file stops at once."""
+        return None  # most metrics have none
 
     @abc.abstractmethod
     def compute(self, ctx: MetricContext, shared: dict) -> tuple[dict[str, float], dict]:
@@ -91,8 +93,10 @@ class MetricSet:
         for name, metric in self.metrics.items():
             need = metric.min_fake()
             if n_fake < need:
-                raise UserError(f"{key}={n_fake} is too few for metric {name}: it needs at least {need} generated "
-                                "images (50000 for published FID/KID/IS)")
+                raise UserError(
+                    f"{key}={n_fake} is too few for metric {name}: it needs at least {need} generated "
+                    "images (50000 for published FID/KID/IS)"
+                )
 
     def setup(self, ctx: MetricContext) -> None:
         for metric in self.metrics.values():

@@ -14,16 +14,18 @@ they are never confused with the Inception FID / KID / IS of published work.
 Each reports, in its protocol, the same number for real held-out images (the reference a model
 is compared with) and the classifier's identity and held-out accuracy.
 """
+
 import numpy as np
 import torch
 from torch import Tensor
 
-from ogan_pl.metrics.base import Metric, MetricContext, check_int
+from ogan_pl.metrics.base import Metric, MetricContext
 from ogan_pl.metrics.domain_classifier import ClassifierSpec, load_or_train
 from ogan_pl.metrics.encoder import reconstruct_holdout
 from ogan_pl.metrics.image_metrics import fake_noise
 from ogan_pl.metrics.prdc import knn_radii, prdc
-from ogan_pl.parts.registry import METRICS
+from ogan_pl.registry.registries import METRICS
+from ogan_pl.registry.values import PositiveInt, at_least
 from ogan_pl.utils.errors import UserError
 
 
@@ -40,8 +42,9 @@ def frechet_distance(a: Tensor, b: Tensor) -> float:
     return float((mu_a - mu_b).pow(2).sum() + cov_a.trace() + cov_b.trace() - 2 * eigenvalues.sqrt().sum())
 
 
-def kernel_inception_distance(a: Tensor, b: Tensor, subsets: int = 100, subset_size: int = 1000,
-                              seed: int = 0) -> tuple[float, float]:
+def kernel_inception_distance(
+    a: Tensor, b: Tensor, subsets: int = 100, subset_size: int = 1000, seed: int = 0
+) -> tuple[float, float]:
     """Unbiased MMD^2 with k(x, y) = (x.y / D + 1)^3 over random subsets (mean, std), as KID."""
     gen = torch.Generator().manual_seed(seed)
     a, b = a.double(), b.double()
@@ -53,8 +56,13 @@ def kernel_inception_distance(a: Tensor, b: Tensor, subsets: int = 100, subset_s
         y = b[torch.randperm(len(b), generator=gen)[:m]]
         k_xx, k_yy, k_xy = ((x @ x.T / d + 1) ** 3, (y @ y.T / d + 1) ** 3, (x @ y.T / d + 1) ** 3)
         off = m * (m - 1)
-        values.append(((k_xx.sum() - k_xx.diagonal().sum()) / off + (k_yy.sum() - k_yy.diagonal().sum()) / off
-                       - 2 * k_xy.mean()).item())
+        values.append(
+            (
+                (k_xx.sum() - k_xx.diagonal().sum()) / off
+                + (k_yy.sum() - k_yy.diagonal().sum()) / off
+                - 2 * k_xy.mean()
+            ).item()
+        )
     values = np.asarray(values)
     return float(values.mean()), float(values.std())
 
@@ -72,8 +80,10 @@ class ClassifierMetric(Metric):
 
     def setup(self, ctx: MetricContext, shared: dict) -> None:
         if getattr(ctx.datamodule, "num_classes", None) is None:
-            raise UserError(f"metric {self.name} needs a labelled dataset (digits, mnist, cifar10, shapes); "
-                            f"{type(ctx.datamodule).__name__} has no labels")
+            raise UserError(
+                f"metric {self.name} needs a labelled dataset (digits, mnist, cifar10, shapes); "
+                f"{type(ctx.datamodule).__name__} has no labels"
+            )
 
     name = ""
 
@@ -92,7 +102,7 @@ class ClassifierMetric(Metric):
         device = next(model.parameters()).device
         features, probs = [], []
         for i in range(0, len(images), batch_size):
-            f, logits = model(images[i:i + batch_size].to(device).float())
+            f, logits = model(images[i : i + batch_size].to(device).float())
             features.append(f.cpu())
             probs.append(logits.float().softmax(1).cpu())
         return torch.cat(features), torch.cat(probs)
@@ -109,8 +119,12 @@ class ClassifierMetric(Metric):
             n = len(dataset) if split == "holdout" or ctx.n_real is None else min(ctx.n_real, len(dataset))
             batch = dm.first_batch(split, n)
             features, probs = self.outputs(model, batch["image"], ctx.batch_size)
-            shared[key] = {"features": features, "probs": probs, "labels": batch["label"].long(),
-                           "images": batch["image"] if split == "holdout" else None}
+            shared[key] = {
+                "features": features,
+                "probs": probs,
+                "labels": batch["label"].long(),
+                "images": batch["image"] if split == "holdout" else None,
+            }
         return shared[key]
 
     def fake(self, ctx: MetricContext, shared: dict) -> dict[str, Tensor]:
@@ -118,16 +132,24 @@ class ClassifierMetric(Metric):
         if "classifier_fake" not in ctx.memo:
             model, _ = self.classifier(ctx, shared)
             z = fake_noise(ctx.n_fake, ctx.model.z_dim, ctx.seed)
-            images = torch.cat([ctx.model.decode(z[i:i + ctx.batch_size], ctx.use_ema).float().cpu()
-                                for i in range(0, len(z), ctx.batch_size)])
+            images = torch.cat(
+                [
+                    ctx.model.decode(z[i : i + ctx.batch_size], ctx.use_ema).float().cpu()
+                    for i in range(0, len(z), ctx.batch_size)
+                ]
+            )
             features, probs = self.outputs(model, images, ctx.batch_size)
             ctx.memo["classifier_fake"] = {"features": features, "probs": probs}
         return ctx.memo["classifier_fake"]
 
     def protocol(self, ctx: MetricContext, shared: dict, **extra) -> dict:
         _, record = self.classifier(ctx, shared)
-        return {"classifier": {k: record[k] for k in ("file", "holdout_accuracy", "n_train", "spec")},
-                "classifier_n_fake": ctx.n_fake, "use_ema": ctx.use_ema and ctx.model.has_ema, **extra}
+        return {
+            "classifier": {k: record[k] for k in ("file", "holdout_accuracy", "n_train", "spec")},
+            "classifier_n_fake": ctx.n_fake,
+            "use_ema": ctx.use_ema and ctx.model.has_ema,
+            **extra,
+        }
 
 
 @METRICS.register("fd_classifier")
@@ -138,40 +160,52 @@ class FDClassifier(ClassifierMetric):
         real = self.real(ctx, shared, "train")
         score = frechet_distance(self.fake(ctx, shared)["features"], real["features"])
         reference = frechet_distance(self.real(ctx, shared, "holdout")["features"], real["features"])
-        return {"fd_classifier": score}, self.protocol(ctx, shared, n_real=len(real["features"]),
-                                                      reference={"fd_classifier": reference})
+        return {"fd_classifier": score}, self.protocol(
+            ctx, shared, n_real=len(real["features"]), reference={"fd_classifier": reference}
+        )
 
 
 @METRICS.register("kid_classifier")
 class KIDClassifier(ClassifierMetric):
     name = "kid_classifier"
 
-    def __init__(self, subsets: int = 100, subset_size: int = 1000):
-        self.subsets = check_int("metrics.kid_classifier.subsets", subsets, 1)
-        self.subset_size = check_int("metrics.kid_classifier.subset_size", subset_size, 2)
+    def __init__(self, subsets: PositiveInt = 100, subset_size: at_least(2) = 1000):
+        self.subsets, self.subset_size = subsets, subset_size
 
     def compute(self, ctx, shared):
         real = self.real(ctx, shared, "train")["features"]
-        mean, std = kernel_inception_distance(self.fake(ctx, shared)["features"], real, self.subsets,
-                                              self.subset_size, ctx.seed)
-        ref, _ = kernel_inception_distance(self.real(ctx, shared, "holdout")["features"], real, self.subsets,
-                                           self.subset_size, ctx.seed)
-        return ({"kid_classifier_mean": mean, "kid_classifier_std": std},
-                self.protocol(ctx, shared, kid_classifier_subsets=self.subsets,
-                              kid_classifier_subset_size=self.subset_size, reference={"kid_classifier_mean": ref}))
+        mean, std = kernel_inception_distance(
+            self.fake(ctx, shared)["features"], real, self.subsets, self.subset_size, ctx.seed
+        )
+        ref, _ = kernel_inception_distance(
+            self.real(ctx, shared, "holdout")["features"], real, self.subsets, self.subset_size, ctx.seed
+        )
+        return (
+            {"kid_classifier_mean": mean, "kid_classifier_std": std},
+            self.protocol(
+                ctx,
+                shared,
+                kid_classifier_subsets=self.subsets,
+                kid_classifier_subset_size=self.subset_size,
+                reference={"kid_classifier_mean": ref},
+            ),
+        )
 
 
 @METRICS.register("prdc_classifier")
 class PRDCClassifier(ClassifierMetric):
     """Fidelity (precision, density) and diversity (recall, coverage) apart, in the classifier's features."""
-    name = "prdc_classifier"
-    higher_is_better = ("prdc_classifier_precision", "prdc_classifier_recall", "prdc_classifier_density",
-                        "prdc_classifier_coverage")
 
-    def __init__(self, k_pr: int = 3, k_dc: int = 5, chunk: int = 2048):
-        self.k_pr = check_int("metrics.prdc_classifier.k_pr", k_pr, 1)
-        self.k_dc = check_int("metrics.prdc_classifier.k_dc", k_dc, 1)
-        self.chunk = check_int("metrics.prdc_classifier.chunk", chunk, 1)
+    name = "prdc_classifier"
+    higher_is_better = (
+        "prdc_classifier_precision",
+        "prdc_classifier_recall",
+        "prdc_classifier_density",
+        "prdc_classifier_coverage",
+    )
+
+    def __init__(self, k_pr: PositiveInt = 3, k_dc: PositiveInt = 5, chunk: PositiveInt = 2048):
+        self.k_pr, self.k_dc, self.chunk = k_pr, k_dc, chunk
 
     def min_fake(self) -> int:
         return self.k_pr + 1
@@ -185,12 +219,23 @@ class PRDCClassifier(ClassifierMetric):
         score = prdc(real, self.fake(ctx, shared)["features"].to(device), self.k_pr, self.k_dc, self.chunk, shared[key])
         holdout = self.real(ctx, shared, "holdout")["features"].to(device)
         reference = prdc(real, holdout, self.k_pr, self.k_dc, self.chunk, shared[key])
-        return ({f"prdc_classifier_{name}": value for name, value in score.items()},
-                self.protocol(ctx, shared, prdc_classifier={
-                    "features": f"domain classifier penultimate ({real.shape[1]}-d)", "k_precision_recall": self.k_pr,
-                    "k_density_coverage": self.k_dc, "n_real": len(real), "n_fake": ctx.n_fake,
-                    "balls": "closed (distance <= k-NN radius)", "reference_n": len(holdout)},
-                    reference={f"prdc_classifier_{name}": value for name, value in reference.items()}))
+        return (
+            {f"prdc_classifier_{name}": value for name, value in score.items()},
+            self.protocol(
+                ctx,
+                shared,
+                prdc_classifier={
+                    "features": f"domain classifier penultimate ({real.shape[1]}-d)",
+                    "k_precision_recall": self.k_pr,
+                    "k_density_coverage": self.k_dc,
+                    "n_real": len(real),
+                    "n_fake": ctx.n_fake,
+                    "balls": "closed (distance <= k-NN radius)",
+                    "reference_n": len(holdout),
+                },
+                reference={f"prdc_classifier_{name}": value for name, value in reference.items()},
+            ),
+        )
 
 
 @METRICS.register("is_classifier")
@@ -208,6 +253,7 @@ class ISClassifier(ClassifierMetric):
 class ReconClassifier(ClassifierMetric):
     """Does G(s N(E(x))) keep x's class? Accuracy against the true labels, agreement with the
     classifier's label of x itself."""
+
     name = "recon_classifier"
     higher_is_better = ("recon_classifier_accuracy", "recon_classifier_agreement")
 
@@ -218,8 +264,11 @@ class ReconClassifier(ClassifierMetric):
         recon = reconstruct_holdout(ctx, images)
         _, probs = self.outputs(model, recon, ctx.batch_size)
         predicted = probs.argmax(1)
-        scores = {"recon_classifier_accuracy": (predicted == real["labels"]).double().mean().item(),
-                  "recon_classifier_agreement": (predicted == real["probs"].argmax(1)).double().mean().item()}
+        scores = {
+            "recon_classifier_accuracy": (predicted == real["labels"]).double().mean().item(),
+            "recon_classifier_agreement": (predicted == real["probs"].argmax(1)).double().mean().item(),
+        }
         reference = (real["probs"].argmax(1) == real["labels"]).double().mean().item()
-        return scores, self.protocol(ctx, shared, n_holdout=len(images),
-                                     reference={"recon_classifier_accuracy": reference})
+        return scores, self.protocol(
+            ctx, shared, n_holdout=len(images), reference={"recon_classifier_accuracy": reference}
+        )

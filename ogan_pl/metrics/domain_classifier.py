@@ -9,6 +9,7 @@ like a checkpoint (weights only, never code); a corrupt or mismatched file is re
 
     ogan-train-classifier dataset=digits      # train (or load) and print its held-out accuracy
 """
+
 import hashlib
 import json
 import logging
@@ -33,6 +34,7 @@ CACHE_VERSION = 1
 @dataclass(frozen=True)
 class ClassifierSpec:
     """The classifier's hyper-parameters (part of its cache key)."""
+
     width: int = 16
     feature_dim: int = 128
     epochs: int = 3
@@ -78,8 +80,8 @@ def accuracy(model: DomainClassifier, images: Tensor, labels: Tensor, batch_size
     model.eval()
     correct = 0
     for i in range(0, len(images), batch_size):
-        logits = model(to_model_range(images[i:i + batch_size]))[1]
-        correct += (logits.argmax(1) == labels[i:i + batch_size]).sum().item()
+        logits = model(to_model_range(images[i : i + batch_size]))[1]
+        correct += (logits.argmax(1) == labels[i : i + batch_size]).sum().item()
     return correct / len(images)
 
 
@@ -100,7 +102,7 @@ def train_classifier(datamodule, spec: ClassifierSpec) -> tuple[DomainClassifier
         for _ in range(spec.epochs):
             order = torch.randperm(len(train_images), generator=generator)
             for i in range(0, len(order), spec.batch_size):
-                idx = order[i:i + spec.batch_size]
+                idx = order[i : i + spec.batch_size]
                 x = _shift(to_model_range(train_images[idx]), spec.max_shift, generator)
                 loss = F.cross_entropy(model(x)[1], train_labels[idx])
                 optimizer.zero_grad(set_to_none=True)
@@ -108,16 +110,23 @@ def train_classifier(datamodule, spec: ClassifierSpec) -> tuple[DomainClassifier
                 optimizer.step()
                 schedule.step()
     model.eval()
-    record = {"holdout_accuracy": accuracy(model, holdout_images, holdout_labels),
-              "train_accuracy": accuracy(model, train_images[:5000], train_labels[:5000]),
-              "n_train": len(train_images), "n_holdout": len(holdout_images),
-              "train_seconds": round(time.perf_counter() - start, 1)}
+    record = {
+        "holdout_accuracy": accuracy(model, holdout_images, holdout_labels),
+        "train_accuracy": accuracy(model, train_images[:5000], train_labels[:5000]),
+        "n_train": len(train_images),
+        "n_holdout": len(holdout_images),
+        "train_seconds": round(time.perf_counter() - start, 1),
+    }
     return model, record
 
 
 def cache_key(datamodule, spec: ClassifierSpec) -> dict:
-    return {"version": CACHE_VERSION, "dataset": datamodule.identity(), "num_classes": datamodule.num_classes,
-            "spec": asdict(spec)}
+    return {
+        "version": CACHE_VERSION,
+        "dataset": datamodule.identity(),
+        "num_classes": datamodule.num_classes,
+        "spec": asdict(spec),
+    }
 
 
 def cache_path(cache_dir: str | Path, key: dict) -> Path:
@@ -136,19 +145,27 @@ def _load_cached(path: Path, key: dict, datamodule, spec: ClassifierSpec) -> tup
         model = DomainClassifier(datamodule.channels, datamodule.num_classes, spec.width, spec.feature_dim)
         model.load_state_dict(stored["state_dict"])
         record = {k: stored["record"][k] for k in ("holdout_accuracy", "train_accuracy", "n_train", "n_holdout")}
-    except Exception as err:  # a file from elsewhere: never trusted, retrained
-        log.warning("ignoring the cached classifier %s (%s: %s); training a new one", path, type(err).__name__,
-                    str(err).splitlines()[0][:120] if str(err) else "")
+    except Exception as err:  # noqa: BLE001 - a file from elsewhere: never trusted, retrained
+        log.warning(
+            "ignoring the cached classifier %s (%s: %s); training a new one",
+            path,
+            type(err).__name__,
+            str(err).splitlines()[0][:120] if str(err) else "",
+        )
         return None
     return model.eval(), record
 
 
-def load_or_train(datamodule, cache_dir: str | Path, spec: ClassifierSpec = ClassifierSpec()) -> tuple[DomainClassifier, dict]:
+def load_or_train(
+    datamodule, cache_dir: str | Path, spec: ClassifierSpec = ClassifierSpec()
+) -> tuple[DomainClassifier, dict]:
     """The dataset's classifier from the cache, or trained now and cached. -> (model, record with
     the file, whether it was cached, and its accuracies)."""
     if getattr(datamodule, "num_classes", None) is None:
-        raise UserError(f"the classifier metrics need a labelled dataset (digits, mnist, cifar10, shapes); "
-                        f"{type(datamodule).__name__} has no labels")
+        raise UserError(
+            f"the classifier metrics need a labelled dataset (digits, mnist, cifar10, shapes); "
+            f"{type(datamodule).__name__} has no labels"
+        )
     datamodule = datamodule.reference()  # a subset of a dataset is judged by the whole dataset's classifier
     datamodule.setup()
     key = cache_key(datamodule, spec)
@@ -161,6 +178,10 @@ def load_or_train(datamodule, cache_dir: str | Path, spec: ClassifierSpec = Clas
     with torch.random.fork_rng(devices=[]):  # a metric never changes the training run's random stream
         model, record = train_classifier(datamodule, spec)
     atomic_torch_save({"key": key, "state_dict": model.state_dict(), "record": record}, path)
-    log.info("classifier: held-out accuracy %.4f (%d training images, %.1f s)", record["holdout_accuracy"],
-             record["n_train"], record["train_seconds"])
+    log.info(
+        "classifier: held-out accuracy %.4f (%d training images, %.1f s)",
+        record["holdout_accuracy"],
+        record["n_train"],
+        record["train_seconds"],
+    )
     return model, {**record, "file": str(path), "cached": False}

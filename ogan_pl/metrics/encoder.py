@@ -1,17 +1,19 @@
 """Encoder quality: reconstructions of held-out images, rho(z, E(G(z))) on fresh noise, and
 linear probes of known generating factors from E(x)."""
+
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from ogan_pl.data.convert import to_model_range
+from ogan_pl.data.convert import to_model_range, to_unit
 from ogan_pl.data.shapes import FACTORS
 from ogan_pl.method.correlation import correlation
 from ogan_pl.method.directions import pca_directions
-from ogan_pl.metrics.base import Metric, MetricContext, check_int
+from ogan_pl.metrics.base import Metric, MetricContext
 from ogan_pl.metrics.similarity import psnr, ssim
-from ogan_pl.parts.registry import METRICS
+from ogan_pl.registry.registries import METRICS
+from ogan_pl.registry.values import at_least
 from ogan_pl.utils.loaders import first_items
 
 
@@ -28,15 +30,17 @@ def mean_correlation(model, n: int = 1024, batch_size: int = 256, seed: int = 0,
 
 @torch.no_grad()
 def encode_all(model, images: Tensor, batch_size: int = 256, use_ema: bool = True) -> Tensor:
-    return torch.cat([model.encode(images[i:i + batch_size], use_ema).float().cpu()
-                      for i in range(0, len(images), batch_size)])
+    return torch.cat(
+        [model.encode(images[i : i + batch_size], use_ema).float().cpu() for i in range(0, len(images), batch_size)]
+    )
 
 
 @torch.no_grad()
 def latent_all(model, images: Tensor, batch_size: int = 256, use_ema: bool = True) -> Tensor:
     """z = s * N(E(x)) of images in [-1, 1], in batches, on the CPU (the codes G reads and edits move)."""
-    return torch.cat([model.latent(images[i:i + batch_size], use_ema).float().cpu()
-                      for i in range(0, len(images), batch_size)])
+    return torch.cat(
+        [model.latent(images[i : i + batch_size], use_ema).float().cpu() for i in range(0, len(images), batch_size)]
+    )
 
 
 def reconstruct_holdout(ctx: MetricContext, images: Tensor) -> Tensor:
@@ -44,8 +48,12 @@ def reconstruct_holdout(ctx: MetricContext, images: Tensor) -> Tensor:
     float32: computed once per evaluation (the classifier and health metrics both read them)."""
     key = ("holdout_reconstructions", len(images))
     if key not in ctx.memo:
-        ctx.memo[key] = torch.cat([ctx.model.reconstruct(images[i:i + ctx.batch_size], ctx.use_ema).float().cpu()
-                                   for i in range(0, len(images), ctx.batch_size)])
+        ctx.memo[key] = torch.cat(
+            [
+                ctx.model.reconstruct(images[i : i + ctx.batch_size], ctx.use_ema).float().cpu()
+                for i in range(0, len(images), ctx.batch_size)
+            ]
+        )
     return ctx.memo[key]
 
 
@@ -84,21 +92,27 @@ def fit_factor_probe(codes: Tensor, factors: Tensor, alpha: float = 1e-3) -> Cal
     return fit_ridge(codes, factor_targets(factors), alpha)
 
 
-def shape_factor_probe(codes_train: Tensor, factors_train: Tensor, codes_test: Tensor, factors_test: Tensor,
-                       alpha: float = 1e-3) -> dict[str, float]:
+def shape_factor_probe(
+    codes_train: Tensor, factors_train: Tensor, codes_test: Tensor, factors_test: Tensor, alpha: float = 1e-3
+) -> dict[str, float]:
     """Linear probes on the shapes dataset, fit on one split and scored on another: R^2 for x, y,
     scale and hue, accuracy for the shape type."""
     pred = fit_factor_probe(codes_train, factors_train, alpha)(codes_test)
     want = factor_targets(factors_test)
     r2 = r2_score(pred[:, :5], want[:, :5])
     accuracy = (pred[:, 5:].argmax(1) == want[:, 5:].argmax(1)).double().mean()
-    return {"probe/x_r2": r2[0].item(), "probe/y_r2": r2[1].item(), "probe/scale_r2": r2[2].item(),
-            "probe/hue_r2": r2[3:5].mean().item(), "probe/shape_accuracy": accuracy.item()}
+    return {
+        "probe/x_r2": r2[0].item(),
+        "probe/y_r2": r2[1].item(),
+        "probe/scale_r2": r2[2].item(),
+        "probe/hue_r2": r2[3:5].mean().item(),
+        "probe/shape_accuracy": accuracy.item(),
+    }
 
 
 def image_quality(x_hat: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
     """Per-image PSNR (dB) and SSIM of images in [-1, 1], both computed on [0, 1] -> ((B,), (B,))."""
-    x, x_hat = (x.float().cpu() + 1) / 2, ((x_hat.float().cpu() + 1) / 2).clamp(0, 1)
+    x, x_hat = to_unit(x), to_unit(x_hat)
     return psnr(x_hat, x).float(), ssim(x_hat, x).float()
 
 
@@ -110,19 +124,29 @@ def reconstruction_error(model, images: Tensor, batch_size: int = 256, use_ema: 
     The ratio of the two MSEs measures how specific a reconstruction is to its input: 1 when E(x)
     carries no information about x (however good G's images are), near 0 for a faithful encoder.
     """
-    recon = torch.cat([model.reconstruct(images[i:i + batch_size], use_ema).float().cpu()
-                       for i in range(0, len(images), batch_size)])
+    recon = torch.cat(
+        [
+            model.reconstruct(images[i : i + batch_size], use_ema).float().cpu()
+            for i in range(0, len(images), batch_size)
+        ]
+    )
     images = images.float().cpu()
     own = (recon - images).pow(2).mean().item()
     other = (recon.roll(1, dims=0) - images).pow(2).mean().item()
     psnr, ssim = image_quality(recon, images)
-    return {"recon/mse": own, "recon/psnr": psnr.mean().item(), "recon/ssim": ssim.mean().item(),
-            "recon/mse_other": other, "recon/specificity_ratio": own / other}
+    return {
+        "recon/mse": own,
+        "recon/psnr": psnr.mean().item(),
+        "recon/ssim": ssim.mean().item(),
+        "recon/mse_other": other,
+        "recon/specificity_ratio": own / other,
+    }
 
 
 @torch.no_grad()
-def latent_editing_consistency(model, images: Tensor, batch_size: int = 256, use_ema: bool = True,
-                               strength: float = 2.0, k: int = 3) -> float:
+def latent_editing_consistency(
+    model, images: Tensor, batch_size: int = 256, use_ema: bool = True, strength: float = 2.0, k: int = 3
+) -> float:
     """e4e's LEC, mean over images and edits: ||z - f^-1(z')||, z = s N(E(x)), z' = s N(E(G(f(z)))),
     f(z) = z + a d, for a = +-strength along the top k principal directions d of the images' codes
     (0 when encoding an edited image gives back the edited code)."""
@@ -131,15 +155,26 @@ def latent_editing_consistency(model, images: Tensor, batch_size: int = 256, use
     for d in pca_directions(z, k):
         for a in (strength, -strength):
             edited = z + a * d
-            back = torch.cat([model.latent(model.decode(edited[i:i + batch_size], use_ema), use_ema).float().cpu()
-                              for i in range(0, len(z), batch_size)])
+            back = torch.cat(
+                [
+                    model.latent(model.decode(edited[i : i + batch_size], use_ema), use_ema).float().cpu()
+                    for i in range(0, len(z), batch_size)
+                ]
+            )
             distances.append((z - (back - a * d)).norm(dim=1))
     return torch.cat(distances).mean().item()
 
 
 @torch.no_grad()
-def encoder_metrics(model, datamodule, n_rho: int = 10000, n_probe_train: int = 4096, batch_size: int = 256,
-                    use_ema: bool = True, seed: int = 0) -> dict[str, float]:
+def encoder_metrics(
+    model,
+    datamodule,
+    n_rho: int = 10000,
+    n_probe_train: int = 4096,
+    batch_size: int = 256,
+    use_ema: bool = True,
+    seed: int = 0,
+) -> dict[str, float]:
     """All encoder metrics: reconstructions of the held-out split, mean rho on n_rho fresh z, and,
     when the dataset has generating factors (shapes), probes fit on n_probe_train training images
     and scored on the held-out split."""
@@ -162,14 +197,22 @@ class EncoderMetrics(Metric):
     """Reconstruction MSE / PSNR / SSIM / specificity of held-out images, mean rho on `n_rho` fresh z,
     and the shapes factor probes (fit on `n_probe_train` training images)."""
 
-    higher_is_better = ("recon/psnr", "recon/ssim", "encoder/rho", "probe/x_r2", "probe/y_r2", "probe/scale_r2",
-                        "probe/hue_r2", "probe/shape_accuracy")
+    higher_is_better = (
+        "recon/psnr",
+        "recon/ssim",
+        "encoder/rho",
+        "probe/x_r2",
+        "probe/y_r2",
+        "probe/scale_r2",
+        "probe/hue_r2",
+        "probe/shape_accuracy",
+    )
 
-    def __init__(self, n_rho: int = 10000, n_probe_train: int = 4096):
-        self.n_rho = check_int("metrics.encoder.n_rho", n_rho, 2)
-        self.n_probe_train = check_int("metrics.encoder.n_probe_train", n_probe_train, 2)
+    def __init__(self, n_rho: at_least(2) = 10000, n_probe_train: at_least(2) = 4096):
+        self.n_rho, self.n_probe_train = n_rho, n_probe_train
 
     def compute(self, ctx: MetricContext, shared: dict) -> tuple[dict[str, float], dict]:
-        scores = encoder_metrics(ctx.model, ctx.datamodule, self.n_rho, self.n_probe_train, ctx.batch_size,
-                                 ctx.use_ema, ctx.seed)
+        scores = encoder_metrics(
+            ctx.model, ctx.datamodule, self.n_rho, self.n_probe_train, ctx.batch_size, ctx.use_ema, ctx.seed
+        )
         return scores, {"n_holdout": len(ctx.datamodule.holdout_set), "n_rho": self.n_rho}

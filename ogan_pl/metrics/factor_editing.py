@@ -15,13 +15,15 @@ changes in units of each factor's standard deviation over the training images:
 - factor_editing/random/change@a: mean absolute change of x, y and scale under a random unit
   direction of the same strength (one per factor, fixed by the seed): what any edit of that norm does.
 """
+
 import torch
 
 from ogan_pl.data.shapes import FACTORS
 from ogan_pl.method.directions import above_median, class_mean_direction
-from ogan_pl.metrics.base import Metric, MetricContext, check_int
+from ogan_pl.metrics.base import Metric, MetricContext
 from ogan_pl.metrics.encoder import encode_all, factor_targets, fit_factor_probe, latent_all
-from ogan_pl.parts.registry import METRICS
+from ogan_pl.registry.registries import METRICS
+from ogan_pl.registry.values import PositiveInt, at_least, finite, non_empty
 from ogan_pl.utils.errors import UserError
 
 EDITED = ("x", "y", "scale")  # the continuous factors; factor_targets' first three columns
@@ -29,17 +31,23 @@ EDITED = ("x", "y", "scale")  # the continuous factors; factor_targets' first th
 
 def _read(model, probe, z: torch.Tensor, batch_size: int, use_ema: bool) -> torch.Tensor:
     """The probes' factors of G(z) -> (n, 8) (factor_targets' columns)."""
-    images = torch.cat([model.decode(z[i:i + batch_size], use_ema).float() for i in range(0, len(z), batch_size)])
+    images = torch.cat([model.decode(z[i : i + batch_size], use_ema).float() for i in range(0, len(z), batch_size)])
     return probe(encode_all(model, images, batch_size, use_ema))
 
 
 def factor_changes(before: torch.Tensor, after: torch.Tensor, scale: torch.Tensor) -> dict[str, torch.Tensor]:
     """Per-image changes between two probe readings (n, 8): x, y, scale in units of `scale` (3,)
     (signed), the hue angle in turns (absolute, the short way round), and whether the shape type changed."""
-    turn = lambda p: torch.atan2(p[:, 4], p[:, 3]) / (2 * torch.pi)  # noqa: E731
+
+    def turn(p):
+        return torch.atan2(p[:, 4], p[:, 3]) / (2 * torch.pi)
+
     hue = (turn(after) - turn(before)).remainder(1.0)
-    return {"continuous": (after[:, :3] - before[:, :3]) / scale, "hue": torch.minimum(hue, 1 - hue),
-            "shape": (after[:, 5:].argmax(1) != before[:, 5:].argmax(1)).double()}
+    return {
+        "continuous": (after[:, :3] - before[:, :3]) / scale,
+        "hue": torch.minimum(hue, 1 - hue),
+        "shape": (after[:, 5:].argmax(1) != before[:, 5:].argmax(1)).double(),
+    }
 
 
 @METRICS.register("factor_editing")
@@ -48,20 +56,23 @@ class FactorEditingMetrics(Metric):
 
     higher_is_better = ()
 
-    def __init__(self, n_fit: int = 4096, n_images: int = 256, strengths: list[float] = (1.0, 2.0, 4.0)):
-        self.n_fit = check_int("metrics.factor_editing.n_fit", n_fit, 2)
-        self.n_images = check_int("metrics.factor_editing.n_images", n_images, 1)
-        if not strengths:
-            raise UserError("metrics.factor_editing.strengths is empty; give strengths such as [1,2,4]")
-        self.strengths = [float(a) for a in strengths]
+    def __init__(
+        self,
+        n_fit: at_least(2) = 4096,
+        n_images: PositiveInt = 256,
+        strengths: non_empty(finite(), "[1,2,4]") = (1.0, 2.0, 4.0),
+    ):
+        self.n_fit, self.n_images, self.strengths = n_fit, n_images, [float(a) for a in strengths]
 
     @torch.no_grad()
     def compute(self, ctx: MetricContext, shared: dict) -> tuple[dict[str, float], dict]:
         model, batch_size, use_ema = ctx.model, ctx.batch_size, ctx.use_ema
         fit = ctx.datamodule.first_batch("train", self.n_fit)
         if "factors" not in fit:
-            raise UserError("metrics.factor_editing needs a dataset with known generating factors (dataset=shapes); "
-                            "drop it from metrics.names")
+            raise UserError(
+                "metrics.factor_editing needs a dataset with known generating factors (dataset=shapes); "
+                "drop it from metrics.names"
+            )
         probe = fit_factor_probe(encode_all(model, fit["image"], batch_size, use_ema), fit["factors"])
         codes = latent_all(model, fit["image"], batch_size, use_ema)
         scale = factor_targets(fit["factors"])[:, :3].std(0)
@@ -83,6 +94,11 @@ class FactorEditingMetrics(Metric):
                 moved = factor_changes(before, _read(model, probe, z + a * random, batch_size, use_ema), scale)
                 key = f"factor_editing/random/change@{a:g}"
                 scores[key] = scores.get(key, 0.0) + moved["continuous"].abs().mean().item() / len(EDITED)
-        return scores, {"n_fit": len(codes), "n_images": len(z), "strengths": self.strengths,
-                        "directions": "class_mean above vs below the median", "probes": "ridge on E(x), alpha 1e-3",
-                        "use_ema": use_ema and model.has_ema}
+        return scores, {
+            "n_fit": len(codes),
+            "n_images": len(z),
+            "strengths": self.strengths,
+            "directions": "class_mean above vs below the median",
+            "probes": "ridge on E(x), alpha 1e-3",
+            "use_ema": use_ema and model.has_ema,
+        }

@@ -18,18 +18,27 @@ With labels, codes E(x) of the first `n_probe_train` training images are the pro
                          standardised codes: scikit-learn's LogisticRegression on StandardScaler)
     health/knn1          accuracy of the nearest training code (Euclidean, raw E(x))
 """
+
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from ogan_pl.metrics.base import Metric, MetricContext, check_int
+from ogan_pl.metrics.base import Metric, MetricContext
 from ogan_pl.metrics.encoder import encode_all, image_quality, mean_correlation, reconstruct_holdout
-from ogan_pl.parts.registry import METRICS
+from ogan_pl.registry.registries import METRICS
+from ogan_pl.registry.values import at_least
 
-LABEL_FREE = ("health/rho", "health/psnr", "health/ssim", "health/recon_ratio", "health/diversity",
-              "health/code_rank", "health/code_scale")
+LABEL_FREE = (
+    "health/rho",
+    "health/psnr",
+    "health/ssim",
+    "health/recon_ratio",
+    "health/diversity",
+    "health/code_rank",
+    "health/code_scale",
+)
 LABELLED = ("health/linear_probe", "health/knn1")
 
 
@@ -57,8 +66,9 @@ def effective_rank(codes: Tensor) -> float:
     return entropy.exp().item()
 
 
-def fit_logistic(train_x: Tensor, train_y: Tensor, num_classes: int, c: float = 1.0,
-                 max_iter: int = 500) -> Callable[[Tensor], Tensor]:
+def fit_logistic(
+    train_x: Tensor, train_y: Tensor, num_classes: int, c: float = 1.0, max_iter: int = 500
+) -> Callable[[Tensor], Tensor]:
     """Multinomial logistic regression on standardised features (population std), fitted by L-BFGS to
     the objective of scikit-learn's LogisticRegression: sum_i CE_i + ||W||^2 / (2C), bias unpenalised
     -> the logits of new features."""
@@ -66,8 +76,15 @@ def fit_logistic(train_x: Tensor, train_y: Tensor, num_classes: int, c: float = 
     a = (train_x.double() - mean) / std
     weight = torch.zeros(a.shape[1], num_classes, dtype=torch.float64, requires_grad=True)
     bias = torch.zeros(num_classes, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([weight, bias], lr=1, max_iter=max_iter, tolerance_grad=1e-8, tolerance_change=1e-12,
-                            history_size=20, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [weight, bias],
+        lr=1,
+        max_iter=max_iter,
+        tolerance_grad=1e-8,
+        tolerance_change=1e-12,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+    )
     target = train_y.long()
 
     def closure():
@@ -85,28 +102,43 @@ def fit_logistic(train_x: Tensor, train_y: Tensor, num_classes: int, c: float = 
 def nearest_neighbour(train_x: Tensor, train_y: Tensor, test_x: Tensor, chunk: int = 1024) -> Tensor:
     """Labels of each test point's nearest training point (Euclidean; the first on a tie)."""
     train = train_x.double()
-    nearest = [torch.cdist(test_x[i:i + chunk].double(), train).argmin(1) for i in range(0, len(test_x), chunk)]
+    nearest = [torch.cdist(test_x[i : i + chunk].double(), train).argmin(1) for i in range(0, len(test_x), chunk)]
     return train_y[torch.cat(nearest)]
 
 
 @torch.no_grad()
-def label_free_health(model, x: Tensor, x_hat: Tensor, codes: Tensor, n_rho: int, batch_size: int = 256,
-                      use_ema: bool = True, seed: int = 0) -> dict[str, float]:
+def label_free_health(
+    model,
+    x: Tensor,
+    x_hat: Tensor,
+    codes: Tensor,
+    n_rho: int,
+    batch_size: int = 256,
+    use_ema: bool = True,
+    seed: int = 0,
+) -> dict[str, float]:
     """The label-free measures of held-out images x in [-1, 1], their reconstructions and codes."""
     psnr, ssim = image_quality(x_hat, x)
-    return {"health/rho": mean_correlation(model, n_rho, batch_size, seed, use_ema),
-            "health/psnr": psnr.mean().item(), "health/ssim": ssim.mean().item(),
-            "health/recon_ratio": recon_ratio(x, x_hat), "health/diversity": diversity(x, x_hat),
-            "health/code_rank": effective_rank(codes) / codes.shape[1],
-            "health/code_scale": codes.double().pow(2).mean().sqrt().item()}
+    return {
+        "health/rho": mean_correlation(model, n_rho, batch_size, seed, use_ema),
+        "health/psnr": psnr.mean().item(),
+        "health/ssim": ssim.mean().item(),
+        "health/recon_ratio": recon_ratio(x, x_hat),
+        "health/diversity": diversity(x, x_hat),
+        "health/code_rank": effective_rank(codes) / codes.shape[1],
+        "health/code_scale": codes.double().pow(2).mean().sqrt().item(),
+    }
 
 
-def probe_health(train_codes: Tensor, train_labels: Tensor, test_codes: Tensor, test_labels: Tensor,
-                 num_classes: int) -> dict[str, float]:
+def probe_health(
+    train_codes: Tensor, train_labels: Tensor, test_codes: Tensor, test_labels: Tensor, num_classes: int
+) -> dict[str, float]:
     linear = fit_logistic(train_codes, train_labels, num_classes)(test_codes).argmax(1)
     knn = nearest_neighbour(train_codes, train_labels, test_codes)
-    return {"health/linear_probe": (linear == test_labels).double().mean().item(),
-            "health/knn1": (knn == test_labels).double().mean().item()}
+    return {
+        "health/linear_probe": (linear == test_labels).double().mean().item(),
+        "health/knn1": (knn == test_labels).double().mean().item(),
+    }
 
 
 @METRICS.register("health")
@@ -115,13 +147,12 @@ class EncoderHealth(Metric):
     dataset, and the linear-probe and 1-NN accuracies where the data has labels. `n_rho` fresh z
     (always the same ones), `n_holdout` held-out images (null: all), `n_probe_train` training codes."""
 
-    higher_is_better = ("health/rho", "health/psnr", "health/ssim", "health/diversity", "health/code_rank",
-                        *LABELLED)
+    higher_is_better = ("health/rho", "health/psnr", "health/ssim", "health/diversity", "health/code_rank", *LABELLED)
 
-    def __init__(self, n_rho: int = 1000, n_holdout: int | None = None, n_probe_train: int = 2000):
-        self.n_rho = check_int("metrics.health.n_rho", n_rho, 2)
-        self.n_holdout = None if n_holdout is None else check_int("metrics.health.n_holdout", n_holdout, 2)
-        self.n_probe_train = check_int("metrics.health.n_probe_train", n_probe_train, 2)
+    def __init__(
+        self, n_rho: at_least(2) = 1000, n_holdout: at_least(2) | None = None, n_probe_train: at_least(2) = 2000
+    ):
+        self.n_rho, self.n_holdout, self.n_probe_train = n_rho, n_holdout, n_probe_train
 
     def _data(self, ctx: MetricContext, shared: dict) -> dict:
         """Held-out images (and labels), training images and labels for the probes: read once per set."""
@@ -143,11 +174,21 @@ class EncoderHealth(Metric):
         x_hat = reconstruct_holdout(ctx, x)
         codes = encode_all(ctx.model, x, ctx.batch_size, ctx.use_ema)
         scores = label_free_health(ctx.model, x, x_hat, codes, self.n_rho, ctx.batch_size, ctx.use_ema, ctx.seed)
-        protocol = {"health": {"n_holdout": len(x), "n_rho": self.n_rho, "rho_seed": ctx.seed, "pairing": "roll 1",
-                               "use_ema": ctx.use_ema}}
+        protocol = {
+            "health": {
+                "n_holdout": len(x),
+                "n_rho": self.n_rho,
+                "rho_seed": ctx.seed,
+                "pairing": "roll 1",
+                "use_ema": ctx.use_ema,
+            }
+        }
         if "train" in data:
             train_codes = encode_all(ctx.model, data["train"], ctx.batch_size, ctx.use_ema)
-            scores.update(probe_health(train_codes, data["train_labels"], codes, data["holdout_labels"].long(),
-                                       data["num_classes"]))
+            scores.update(
+                probe_health(
+                    train_codes, data["train_labels"], codes, data["holdout_labels"].long(), data["num_classes"]
+                )
+            )
             protocol["health"].update(n_probe_train=len(train_codes), probe="logistic C=1 standardised; 1-NN L2 raw")
         return scores, protocol

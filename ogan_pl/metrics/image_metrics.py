@@ -4,6 +4,7 @@ Protocol (what makes the numbers comparable with published ones): generated imag
 are rounded and clamped to uint8 (never truncated); the extractor resizes them to 299 as
 torch-fidelity does; feature statistics are accumulated in float64 with autocast disabled.
 """
+
 import logging
 import time
 import warnings
@@ -12,18 +13,19 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from torchmetrics import Metric as TorchMetric
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
-from torchmetrics import Metric as TorchMetric
 from torchmetrics.image.kid import KernelInceptionDistance
 from torchmetrics.utilities import dim_zero_cat
 
 from ogan_pl.data.convert import to_uint8
-from ogan_pl.metrics.base import Metric, MetricContext, check_int
+from ogan_pl.metrics.base import Metric, MetricContext
 from ogan_pl.metrics.inception import InceptionFeatures
 from ogan_pl.metrics.prdc import knn_radii, prdc
 from ogan_pl.metrics.real_stats import RealStats, cache_file, load_cached, save_cached, stats_key
-from ogan_pl.parts.registry import METRICS
+from ogan_pl.registry.registries import METRICS
+from ogan_pl.registry.values import PositiveInt, at_least
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +86,16 @@ class ImageMetrics(nn.Module):
     `reset()`, so they are set once (from the cache) and reused for every evaluation.
     """
 
-    def __init__(self, extractor: nn.Module, names: Iterable[str] = IMAGE_METRICS, kid_subsets: int = 100,
-                 kid_subset_size: int = 1000, is_splits: int = 10, prdc_k: tuple[int, int] = (3, 5),
-                 prdc_chunk: int = 2048):
+    def __init__(
+        self,
+        extractor: nn.Module,
+        names: Iterable[str] = IMAGE_METRICS,
+        kid_subsets: int = 100,
+        kid_subset_size: int = 1000,
+        is_splits: int = 10,
+        prdc_k: tuple[int, int] = (3, 5),
+        prdc_chunk: int = 2048,
+    ):
         super().__init__()
         self.names = tuple(names)
         unknown = set(self.names) - set(IMAGE_METRICS)
@@ -97,11 +106,18 @@ class ImageMetrics(nn.Module):
         self.fid = FrechetInceptionDistance(feature=_Precomputed(d), reset_real_features=False)
         with warnings.catch_warnings():  # "will save all extracted features": that is what KID and IS need
             warnings.filterwarnings("ignore", message=".*will save all extracted features")
-            self.kid = (KernelInceptionDistance(feature=_Precomputed(d), subsets=kid_subsets,
-                                                subset_size=kid_subset_size, reset_real_features=False)
-                        if "kid" in self.names else None)
-            self.inception_score = (InceptionScore(feature=_Precomputed(extractor.num_logits), splits=is_splits)
-                                    if "is" in self.names else None)
+            self.kid = (
+                KernelInceptionDistance(
+                    feature=_Precomputed(d), subsets=kid_subsets, subset_size=kid_subset_size, reset_real_features=False
+                )
+                if "kid" in self.names
+                else None
+            )
+            self.inception_score = (
+                InceptionScore(feature=_Precomputed(extractor.num_logits), splits=is_splits)
+                if "is" in self.names
+                else None
+            )
         self.kid_subset_size = kid_subset_size
         self.feature_sets = FeatureSets(d) if "prdc" in self.names else None
         self.prdc_k, self.prdc_chunk = prdc_k, prdc_chunk
@@ -138,12 +154,19 @@ class ImageMetrics(nn.Module):
 
     def real_stats(self) -> RealStats:
         fid = self.fid
-        store = self.kid.real_features if self.kid is not None else (
-            self.feature_sets.real if self.feature_sets is not None else [])
+        store = (
+            self.kid.real_features
+            if self.kid is not None
+            else (self.feature_sets.real if self.feature_sets is not None else [])
+        )
         features = torch.cat(store) if store else None
         features = features if features is not None and len(features) else None
-        return RealStats(fid.real_features_sum.clone(), fid.real_features_cov_sum.clone(),
-                         int(fid.real_features_num_samples), features)
+        return RealStats(
+            fid.real_features_sum.clone(),
+            fid.real_features_cov_sum.clone(),
+            int(fid.real_features_num_samples),
+            features,
+        )
 
     def set_real(self, stats: RealStats | None) -> None:
         """Install real statistics; None clears them (under DDP only one rank holds them, as the
@@ -160,8 +183,11 @@ class ImageMetrics(nn.Module):
         if self.needs_real_features and stats is not None and stats.features is None:
             raise ValueError("KID and PRDC need the real features; compute the real statistics with one selected")
         # a rank without real features holds a (0, D) tensor: the ranks gather tensors of the same rank
-        features = [torch.empty(0, self.extractor.num_features, device=device)] if stats is None or (
-            stats.features is None) else [stats.features.to(device, torch.float32)]
+        features = (
+            [torch.empty(0, self.extractor.num_features, device=device)]
+            if stats is None or (stats.features is None)
+            else [stats.features.to(device, torch.float32)]
+        )
         if self.kid is not None:
             self.kid.real_features = list(features)
         if self.feature_sets is not None:
@@ -175,8 +201,10 @@ class ImageMetrics(nn.Module):
             if "fid" in self.names:
                 out["fid"] = self.fid.compute().item()
             if self.kid is not None:
-                counts = torch.tensor([sum(len(f) for f in self.kid.real_features),
-                                       int(self.fid.fake_features_num_samples)], device=self.device)
+                counts = torch.tensor(
+                    [sum(len(f) for f in self.kid.real_features), int(self.fid.fake_features_num_samples)],
+                    device=self.device,
+                )
                 if torch.distributed.is_available() and torch.distributed.is_initialized():
                     torch.distributed.all_reduce(counts)  # the subsets are drawn from every rank's features
                 self.kid.subset_size = min(self.kid_subset_size, *counts.tolist())
@@ -207,12 +235,19 @@ def fake_noise(n: int, z_dim: int, seed: int, rank: int = 0, world_size: int = 1
 
 
 @torch.no_grad()
-def add_generated(metrics: ImageMetrics, model, z: Tensor, batch_size: int, use_ema: bool = True,
-                  autocast_dtype: torch.dtype | None = None, on_batch: Callable[[int], None] | None = None) -> None:
+def add_generated(
+    metrics: ImageMetrics,
+    model,
+    z: Tensor,
+    batch_size: int,
+    use_ema: bool = True,
+    autocast_dtype: torch.dtype | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> None:
     """Generate G(z) in batches (optionally under autocast) and feed them to `metrics` as uint8."""
     device = model.device
     for start in range(0, len(z), batch_size):
-        chunk = z[start:start + batch_size].to(device)
+        chunk = z[start : start + batch_size].to(device)
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             images = model.decode(chunk, use_ema)
         metrics.update(to_uint8(images), real=False)
@@ -228,8 +263,14 @@ def add_real(metrics: ImageMetrics, batches: Iterable[dict], on_batch: Callable[
             on_batch(len(batch["image"]))
 
 
-def prepare_real_stats(metrics: ImageMetrics, datamodule, cache_dir: str | Path, n_real: int | None = None,
-                       batch_size: int = 250, on_batch: Callable[[int], None] | None = None) -> dict:
+def prepare_real_stats(
+    metrics: ImageMetrics,
+    datamodule,
+    cache_dir: str | Path,
+    n_real: int | None = None,
+    batch_size: int = 250,
+    on_batch: Callable[[int], None] | None = None,
+) -> dict:
     """Load the real statistics from the cache, or compute and cache them; install them in `metrics`.
 
     Returns a description for results files: number of images, split, cache file, hit or miss.
@@ -261,8 +302,9 @@ class InceptionMetric(Metric):
     def setup(self, ctx: MetricContext, shared: dict) -> None:
         if "inception" not in shared:
             # rank 0 may download the weights (if allowed); the other ranks only read them
-            shared["inception"] = InceptionFeatures.load(ctx.inception_weights, ctx.download and ctx.rank == 0,
-                                                         ctx.antialias)
+            shared["inception"] = InceptionFeatures.load(
+                ctx.inception_weights, ctx.download and ctx.rank == 0, ctx.antialias
+            )
 
     def compute(self, ctx: MetricContext, shared: dict) -> tuple[dict[str, float], dict]:
         if "inception" not in ctx.memo:
@@ -289,9 +331,8 @@ class KID(InceptionMetric):
 
     key = "kid"
 
-    def __init__(self, subsets: int = 100, subset_size: int = 1000):
-        self.subsets = check_int("metrics.kid.subsets", subsets, 1)
-        self.subset_size = check_int("metrics.kid.subset_size", subset_size, 2)
+    def __init__(self, subsets: PositiveInt = 100, subset_size: at_least(2) = 1000):
+        self.subsets, self.subset_size = subsets, subset_size
 
     def min_fake(self) -> int:
         return 2  # the unbiased MMD of a subset (subset_size is capped at the images there are)
@@ -304,8 +345,8 @@ class IS(InceptionMetric):
     key = "is"
     higher_is_better = ("is_mean",)
 
-    def __init__(self, splits: int = 10):
-        self.splits = check_int("metrics.is.splits", splits, 1)
+    def __init__(self, splits: PositiveInt = 10):
+        self.splits = splits
 
     def min_fake(self) -> int:
         return self.splits  # at least one image per split (metrics.is.splits)
@@ -319,10 +360,8 @@ class PRDC(InceptionMetric):
     key = "prdc"
     higher_is_better = ("prdc_precision", "prdc_recall", "prdc_density", "prdc_coverage")
 
-    def __init__(self, k_pr: int = 3, k_dc: int = 5, chunk: int = 2048):
-        self.k_pr = check_int("metrics.prdc.k_pr", k_pr, 1)
-        self.k_dc = check_int("metrics.prdc.k_dc", k_dc, 1)
-        self.chunk = check_int("metrics.prdc.chunk", chunk, 1)
+    def __init__(self, k_pr: PositiveInt = 3, k_dc: PositiveInt = 5, chunk: PositiveInt = 2048):
+        self.k_pr, self.k_dc, self.chunk = k_pr, k_dc, chunk
 
     def min_fake(self) -> int:
         return self.k_pr + 1  # each generated image's k-th nearest generated neighbour (recall)
@@ -333,41 +372,76 @@ def inception_scores(ctx: MetricContext, shared: dict) -> tuple[dict[str, float]
     if "image_metrics" not in shared:
         selected = {m.key: m for m in shared["metric_set"].metrics.values() if isinstance(m, InceptionMetric)}
         kid, inception_score, pr = selected.get("kid"), selected.get("is"), selected.get("prdc")
-        metrics = ImageMetrics(shared["inception"], list(selected),
-                               kid_subsets=kid.subsets if kid else 100, kid_subset_size=kid.subset_size if kid else 1000,
-                               is_splits=inception_score.splits if inception_score else 10,
-                               prdc_k=(pr.k_pr, pr.k_dc) if pr else (3, 5), prdc_chunk=pr.chunk if pr else 2048)
+        metrics = ImageMetrics(
+            shared["inception"],
+            list(selected),
+            kid_subsets=kid.subsets if kid else 100,
+            kid_subset_size=kid.subset_size if kid else 1000,
+            is_splits=inception_score.splits if inception_score else 10,
+            prdc_k=(pr.k_pr, pr.k_dc) if pr else (3, 5),
+            prdc_chunk=pr.chunk if pr else 2048,
+        )
         shared["image_metrics"] = metrics.to(ctx.model.device)
         shared["real_info"] = {}
         if metrics.needs_real:
             if ctx.rank == 0:
                 datamodule = ctx.datamodule
                 datamodule.setup()
-                n_total = len(datamodule.train_set) if ctx.n_real is None else min(ctx.n_real, len(datamodule.train_set))
-                shared["real_info"] = prepare_real_stats(metrics, datamodule, ctx.cache_dir, ctx.n_real, ctx.batch_size,
-                                                         on_batch=ctx.on_batch("real images", n_total))
+                n_total = (
+                    len(datamodule.train_set) if ctx.n_real is None else min(ctx.n_real, len(datamodule.train_set))
+                )
+                shared["real_info"] = prepare_real_stats(
+                    metrics,
+                    datamodule,
+                    ctx.cache_dir,
+                    ctx.n_real,
+                    ctx.batch_size,
+                    on_batch=ctx.on_batch("real images", n_total),
+                )
             else:
                 metrics.set_real(None)  # the states are summed over ranks: rank 0 alone holds the real ones
     metrics: ImageMetrics = shared["image_metrics"]
     metrics.reset()
     z = fake_noise(ctx.n_fake, ctx.model.z_dim, ctx.seed, ctx.rank, ctx.world_size)
-    add_generated(metrics, ctx.model, z, ctx.batch_size, ctx.use_ema, ctx.autocast_dtype,
-                  on_batch=ctx.on_batch("generated images", len(z)))
+    add_generated(
+        metrics,
+        ctx.model,
+        z,
+        ctx.batch_size,
+        ctx.use_ema,
+        ctx.autocast_dtype,
+        on_batch=ctx.on_batch("generated images", len(z)),
+    )
     with torch.random.fork_rng(devices=[]):  # the training run's random stream stays as it was
         torch.manual_seed(ctx.seed)  # KID and IS draw their subsets from the global generator
         scores = metrics.compute()
-    protocol = {"n_fake": ctx.n_fake, "noise_seed": ctx.seed, "use_ema": ctx.use_ema and ctx.model.has_ema,
-                "input": "uint8, rounded and clamped from [-1, 1]", **metrics.extractor.protocol}
+    protocol = {
+        "n_fake": ctx.n_fake,
+        "noise_seed": ctx.seed,
+        "use_ema": ctx.use_ema and ctx.model.has_ema,
+        "input": "uint8, rounded and clamped from [-1, 1]",
+        **metrics.extractor.protocol,
+    }
     info = shared["real_info"]
     if info:
-        protocol.update(n_real=info["n_real"], real_split=info["real_split"],
-                        real_stats={"file": info["real_stats_file"], "cached": info["real_stats_cached"]})
+        protocol.update(
+            n_real=info["n_real"],
+            real_split=info["real_split"],
+            real_stats={"file": info["real_stats_file"], "cached": info["real_stats_cached"]},
+        )
     if metrics.kid is not None:
         protocol.update(kid_subsets=metrics.kid.subsets, kid_subset_size=metrics.kid.subset_size)
     if metrics.inception_score is not None:
         protocol.update(is_splits=metrics.inception_score.splits)
     if metrics.feature_sets is not None:
-        protocol.update(prdc={"features": "Inception-v3 pool (2048-d)", "k_precision_recall": metrics.prdc_k[0],
-                              "k_density_coverage": metrics.prdc_k[1], "n_real": info.get("n_real"),
-                              "n_fake": ctx.n_fake, "balls": "closed (distance <= k-NN radius)"})
+        protocol.update(
+            prdc={
+                "features": "Inception-v3 pool (2048-d)",
+                "k_precision_recall": metrics.prdc_k[0],
+                "k_density_coverage": metrics.prdc_k[1],
+                "n_real": info.get("n_real"),
+                "n_fake": ctx.n_fake,
+                "balls": "closed (distance <= k-NN radius)",
+            }
+        )
     return scores, protocol

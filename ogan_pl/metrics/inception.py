@@ -3,6 +3,7 @@
 One network serves all three metrics: each batch goes through it once and yields the 2048-d
 pool features (FID, KID) and the 1008 unbiased logits (IS).
 """
+
 import hashlib
 import logging
 import socket
@@ -29,8 +30,10 @@ def hub_weights_path() -> Path:
 
 
 def _how_to_supply() -> str:
-    return (f"download {WEIGHTS_URL} to {hub_weights_path()} (the torch hub cache), "
-            "or pass metrics.inception_weights=PATH to a local copy")
+    return (
+        f"download {WEIGHTS_URL} to {hub_weights_path()} (the torch hub cache), "
+        "or pass metrics.inception_weights=PATH to a local copy"
+    )
 
 
 def find_inception_weights(path: str | None = None, download: bool = True) -> Path:
@@ -38,15 +41,15 @@ def find_inception_weights(path: str | None = None, download: bool = True) -> Pa
     if path is not None:
         path = Path(path).expanduser()
         if not path.is_file():
-            raise UserError(f"metrics.inception_weights={path} does not exist; point it at {WEIGHTS_NAME} "
-                            f"(from {WEIGHTS_URL})")
+            raise UserError(
+                f"metrics.inception_weights={path} does not exist; point it at {WEIGHTS_NAME} (from {WEIGHTS_URL})"
+            )
         return path
     cached = hub_weights_path()
     if cached.is_file():
         return cached
     if not download:
-        raise UserError(f"Inception weights {WEIGHTS_NAME} not found and metrics.download=false: "
-                        + _how_to_supply())
+        raise UserError(f"Inception weights {WEIGHTS_NAME} not found and metrics.download=false: " + _how_to_supply())
     log.info("downloading %s to %s", WEIGHTS_URL, cached)
     cached.parent.mkdir(parents=True, exist_ok=True)
     previous = socket.getdefaulttimeout()
@@ -54,9 +57,10 @@ def find_inception_weights(path: str | None = None, download: bool = True) -> Pa
     try:
         torch.hub.download_url_to_file(WEIGHTS_URL, str(cached), hash_prefix=WEIGHTS_SHA256_PREFIX)
     except (OSError, RuntimeError) as err:  # URLError is an OSError; a hash mismatch a RuntimeError
-        raise UserError(f"Inception weights {WEIGHTS_NAME} not found and the download failed "
-                        f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'no network?'}): "
-                        + _how_to_supply()) from None
+        raise UserError(
+            f"Inception weights {WEIGHTS_NAME} not found and the download failed "
+            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'no network?'}): " + _how_to_supply()
+        ) from None
     finally:
         socket.setdefaulttimeout(previous)
     return cached
@@ -72,8 +76,10 @@ def _check_weights_file(path: Path) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as err:  # noqa: BLE001 - any failure means the file is unusable
-        raise UserError(f"cannot read the Inception weights {path} ({type(err).__name__}); "
-                        f"replace it with {WEIGHTS_NAME} from {WEIGHTS_URL}") from None
+        raise UserError(
+            f"cannot read the Inception weights {path} ({type(err).__name__}); "
+            f"replace it with {WEIGHTS_NAME} from {WEIGHTS_URL}"
+        ) from None
     if not isinstance(state, dict) or "fc.weight" not in state:
         raise UserError(f"{path} is not the Inception-v3 state dict {WEIGHTS_NAME}; get it from {WEIGHTS_URL}")
 
@@ -93,17 +99,28 @@ class InceptionFeatures(nn.Module):
         weights = Path(weights)
         _check_weights_file(weights)
         try:
-            self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048", "logits_unbiased"],
-                                          feature_extractor_weights_path=str(weights), antialias=antialias)
+            self.net = NoTrainInceptionV3(
+                name="inception-v3-compat",
+                features_list=["2048", "logits_unbiased"],
+                feature_extractor_weights_path=str(weights),
+                antialias=antialias,
+            )
         except RuntimeError as err:  # wrong keys or shapes
-            raise UserError(f"{weights} does not fit Inception-v3 ({str(err).splitlines()[0]}); "
-                            f"get {WEIGHTS_NAME} from {WEIGHTS_URL}") from None
+            raise UserError(
+                f"{weights} does not fit Inception-v3 ({str(err).splitlines()[0]}); "
+                f"get {WEIGHTS_NAME} from {WEIGHTS_URL}"
+            ) from None
         # What the features depend on; part of the real-statistics cache key.
-        self.cache_key = (f"inception-v3-compat/sha256={file_sha256(weights)[:16]}/"
-                          f"resize={'antialias' if antialias else 'tf1-bilinear'}")
-        self.protocol = {"network": "Inception-v3 (torch-fidelity inception-v3-compat)", "weights": weights.name,
-                         "resize": "299x299, " + ("antialiased bilinear (not TF-comparable)" if antialias
-                                                  else "TF1-compatible bilinear (torch-fidelity)")}
+        self.cache_key = (
+            f"inception-v3-compat/sha256={file_sha256(weights)[:16]}/"
+            f"resize={'antialias' if antialias else 'tf1-bilinear'}"
+        )
+        self.protocol = {
+            "network": "Inception-v3 (torch-fidelity inception-v3-compat)",
+            "weights": weights.name,
+            "resize": "299x299, "
+            + ("antialiased bilinear (not TF-comparable)" if antialias else "TF1-compatible bilinear (torch-fidelity)"),
+        }
 
     @classmethod
     def load(cls, weights: str | Path | None = None, download: bool = True, antialias: bool = False):

@@ -7,40 +7,21 @@ Scores per split (`holdout`, and `train`: how far the encoder generalises) and m
 the reconstruction equals its label of the image; labelled datasets) and `/ms_per_image` (wall
 time to reach that many steps, per image, in one batch). Editing: see EditingMetrics.
 """
+
 import time
 
 import torch
 
-from ogan_pl.method.directions import class_mean_direction, linear_direction
-from ogan_pl.method.perceptual import LPIPS, FeatureDistance
-from ogan_pl.metrics.base import Metric, MetricContext, check_int
+from ogan_pl.method.directions import SUPERVISED, class_mean_direction, linear_direction
+from ogan_pl.metrics.base import Metric, MetricContext
 from ogan_pl.metrics.classifier_metrics import ClassifierMetric
-from ogan_pl.metrics.domain_classifier import ClassifierSpec, load_or_train
 from ogan_pl.metrics.encoder import image_quality, latent_all
-from ogan_pl.parts.registry import METRICS
+from ogan_pl.metrics.perceptual import PERCEPTUAL, build_perceptual
+from ogan_pl.registry.registries import METRICS
+from ogan_pl.registry.values import NonNegativeFinite, PositiveFinite, PositiveInt, at_least, finite, non_empty, one_of
 from ogan_pl.utils.device import synchronize
-from ogan_pl.utils.errors import UserError
 
-PERCEPTUAL = ("encoder", "classifier", "lpips", "none")
-
-
-def build_perceptual(kind: str, model, datamodule=None, cache_dir: str = ".cache/ogan_pl",
-                     lpips_vgg: str | None = None, lpips_weights: str | None = None, classifier: dict | None = None):
-    """The `perceptual` argument of OGAN.invert for a setting's name: "encoder" (E's features), None
-    ("none"), or a distance module on the model's device (the domain classifier's features, LPIPS)."""
-    if kind == "none":
-        return None
-    if kind == "encoder":
-        return "encoder"
-    if kind == "classifier":
-        if getattr(datamodule, "num_classes", None) is None:
-            raise UserError("perceptual=classifier needs the checkpoint's dataset to be labelled (digits, mnist, "
-                            "cifar10, shapes); use perceptual=encoder or lpips")
-        net, _ = load_or_train(datamodule, cache_dir, ClassifierSpec(**(classifier or {})))
-        return FeatureDistance.of_convolutions(net.to(model.device).eval())
-    if kind == "lpips":
-        return LPIPS.from_files(lpips_vgg or "", lpips_weights or "").to(model.device)
-    raise UserError(f"perceptual={kind!r} must be one of: {', '.join(PERCEPTUAL)}")
+SPLITS = ("holdout", "train")
 
 
 @METRICS.register("inversion")
@@ -49,17 +30,18 @@ class InversionMetrics(Metric):
 
     higher_is_better = ()  # dozens of scores, none a training target: no best-checkpoint tracking
 
-    def __init__(self, n_images: int = 256, steps: list[int] = (10, 50, 200), lr: float = 0.1,
-                 perceptual: str = "encoder", perceptual_weight: float = 1.0, encoder_weight: float = 0.1,
-                 baselines: bool = True, splits: list[str] = ("holdout", "train")):
-        self.n_images = check_int("metrics.inversion.n_images", n_images, 1)
-        self.steps = sorted({check_int("metrics.inversion.steps[]", s, 1) for s in steps})
-        if not self.steps:
-            raise UserError("metrics.inversion.steps is empty; give step counts such as [10,50,200]")
-        if perceptual not in PERCEPTUAL:
-            raise UserError(f"metrics.inversion.perceptual={perceptual!r} must be one of: {', '.join(PERCEPTUAL)}")
-        if not set(splits) <= {"holdout", "train"} or not splits:
-            raise UserError(f"metrics.inversion.splits={list(splits)} must name holdout and/or train")
+    def __init__(
+        self,
+        n_images: PositiveInt = 256,
+        steps: non_empty(PositiveInt, "[10,50,200]") = (10, 50, 200),
+        lr: PositiveFinite = 0.1,
+        perceptual: one_of(PERCEPTUAL) = "encoder",
+        perceptual_weight: NonNegativeFinite = 1.0,
+        encoder_weight: NonNegativeFinite = 0.1,
+        baselines: bool = True,
+        splits: non_empty(one_of(SPLITS), "[holdout,train]") = SPLITS,
+    ):
+        self.n_images, self.steps = n_images, sorted(set(steps))
         self.lr, self.perceptual = lr, perceptual
         self.perceptual_weight, self.encoder_weight = perceptual_weight, encoder_weight
         self.baselines, self.splits = baselines, list(splits)
@@ -68,43 +50,63 @@ class InversionMetrics(Metric):
         model, device = ctx.model, ctx.model.device
         labelled = getattr(ctx.datamodule, "num_classes", None) is not None
         classifier = ClassifierMetric.classifier(ctx, shared)[0] if labelled else None
-        perceptual = build_perceptual(self.perceptual, model, ctx.datamodule, ctx.cache_dir,
-                                      classifier=ctx.classifier)
+        perceptual = build_perceptual(self.perceptual, model, ctx.datamodule, ctx.cache_dir, classifier=ctx.classifier)
         scores: dict[str, float] = {}
         runs = [("hybrid", "encoder", self.encoder_weight)]
         if self.baselines:
             runs += [("mean", "mean", 0.0), ("random", "random", 0.0)]
         for split in self.splits:
             images = ctx.datamodule.first_batch(split, self.n_images)["image"]
-            self._score(scores, f"inversion/{split}/encoder", model.reconstruct(images, ctx.use_ema), images,
-                        classifier, ctx.batch_size)
+            self._score(
+                scores,
+                f"inversion/{split}/encoder",
+                model.reconstruct(images, ctx.use_ema),
+                images,
+                classifier,
+                ctx.batch_size,
+            )
             for name, init, encoder_weight in runs:
                 results = {}
                 for start in range(0, len(images), ctx.batch_size):
-                    batch = images[start:start + ctx.batch_size]
+                    batch = images[start : start + ctx.batch_size]
                     clock = {0: time.perf_counter()}
 
-                    def tick(step: int) -> None:
+                    def tick(step: int, clock: dict = clock) -> None:
                         synchronize(device)
                         clock[step] = time.perf_counter()
 
-                    result = model.invert(batch, steps=self.steps[-1], lr=self.lr, init=init, perceptual=perceptual,
-                                          perceptual_weight=self.perceptual_weight, encoder_weight=encoder_weight,
-                                          seed=ctx.seed + start, use_ema=ctx.use_ema,
-                                          snapshots=(0, *self.steps), on_snapshot=tick)
+                    result = model.invert(
+                        batch,
+                        steps=self.steps[-1],
+                        lr=self.lr,
+                        init=init,
+                        perceptual=perceptual,
+                        perceptual_weight=self.perceptual_weight,
+                        encoder_weight=encoder_weight,
+                        seed=ctx.seed + start,
+                        use_ema=ctx.use_ema,
+                        snapshots=(0, *self.steps),
+                        on_snapshot=tick,
+                    )
                     for steps in self.steps:
                         z, seconds = result.snapshots[steps], clock[steps] - clock[0]
                         codes, total = results.get(steps, ([], 0.0))
-                        results[steps] = (codes + [z], total + seconds)
+                        results[steps] = ([*codes, z], total + seconds)
                 for steps, (codes, seconds) in results.items():
                     recon = model.decode(torch.cat(codes), ctx.use_ema)
                     key = f"inversion/{split}/{name}_{steps}"
                     self._score(scores, key, recon, images, classifier, ctx.batch_size)
                     scores[f"{key}/ms_per_image"] = 1000 * seconds / len(images)
-        return scores, {"n_images": self.n_images, "steps": self.steps, "lr": self.lr,
-                        "perceptual": self.perceptual, "perceptual_weight": self.perceptual_weight,
-                        "encoder_weight": self.encoder_weight, "baselines": "mean/random start, encoder_weight 0",
-                        "use_ema": ctx.use_ema and model.has_ema}
+        return scores, {
+            "n_images": self.n_images,
+            "steps": self.steps,
+            "lr": self.lr,
+            "perceptual": self.perceptual,
+            "perceptual_weight": self.perceptual_weight,
+            "encoder_weight": self.encoder_weight,
+            "baselines": "mean/random start, encoder_weight 0",
+            "use_ema": ctx.use_ema and model.has_ema,
+        }
 
     @staticmethod
     def _score(scores: dict, key: str, recon: torch.Tensor, images: torch.Tensor, classifier, batch_size: int):
@@ -132,15 +134,15 @@ class EditingMetrics(ClassifierMetric):
     name = "editing"
     higher_is_better = ()
 
-    def __init__(self, n_fit: int = 5000, n_images: int = 256, strengths: list[float] = (2.0, 4.0, 8.0),
-                 method: str = "class_mean"):
-        self.n_fit = check_int("metrics.editing.n_fit", n_fit, 2)
-        self.n_images = check_int("metrics.editing.n_images", n_images, 1)
-        if not strengths:
-            raise UserError("metrics.editing.strengths is empty; give strengths such as [1,2,3]")
-        if method not in ("class_mean", "linear"):
-            raise UserError(f"metrics.editing.method={method!r} must be class_mean or linear")
-        self.strengths, self.method = [float(a) for a in strengths], method
+    def __init__(
+        self,
+        n_fit: at_least(2) = 5000,
+        n_images: PositiveInt = 256,
+        strengths: non_empty(finite(), "[2,4,8]") = (2.0, 4.0, 8.0),
+        method: one_of(SUPERVISED) = "class_mean",
+    ):
+        self.n_fit, self.n_images, self.method = n_fit, n_images, method
+        self.strengths = [float(a) for a in strengths]
 
     @torch.no_grad()
     def compute(self, ctx: MetricContext, shared: dict) -> tuple[dict[str, float], dict]:
@@ -156,9 +158,13 @@ class EditingMetrics(ClassifierMetric):
         generator = torch.Generator().manual_seed(ctx.seed)
         classes = sorted(int(c) for c in labels.unique())
         # per class: its direction, and one random unit direction (the same at every strength)
-        pairs = {c: (fit_direction(self.method, codes, labels, c),
-                     torch.nn.functional.normalize(torch.randn(codes.shape[1], generator=generator), dim=0))
-                 for c in classes}
+        pairs = {
+            c: (
+                fit_direction(self.method, codes, labels, c),
+                torch.nn.functional.normalize(torch.randn(codes.shape[1], generator=generator), dim=0),
+            )
+            for c in classes
+        }
         scores = {}
         for a in self.strengths:
             hits, changed, random_hits, random_changed, psnrs, count = 0, 0, 0, 0, [], 0
@@ -181,8 +187,9 @@ class EditingMetrics(ClassifierMetric):
             scores[f"editing/random_to_target@{a:g}"] = random_hits / count
             scores[f"editing/random_change@{a:g}"] = random_changed / count
             scores[f"editing/psnr_to_recon@{a:g}"] = torch.cat(psnrs).mean().item()
-        return scores, self.protocol(ctx, shared, n_fit=len(codes), n_images=len(z), method=self.method,
-                                     strengths=self.strengths)
+        return scores, self.protocol(
+            ctx, shared, n_fit=len(codes), n_images=len(z), method=self.method, strengths=self.strengths
+        )
 
 
 def fit_direction(method: str, codes: torch.Tensor, labels: torch.Tensor, target: int) -> torch.Tensor:

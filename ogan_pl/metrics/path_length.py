@@ -15,6 +15,7 @@ before the mean (StyleGAN's filter). Two kinds of path:
 d is LPIPS-VGG (`ppl`, its weight files on disk) or the same normalised squared distance in the
 domain classifier's conv features with unit weights (`ppl_classifier`, offline).
 """
+
 import abc
 from pathlib import Path
 
@@ -22,10 +23,11 @@ import torch
 from torch import Tensor
 
 from ogan_pl.method.perceptual import LPIPS, FeatureDistance
-from ogan_pl.metrics.base import Metric, MetricContext, check_int
+from ogan_pl.metrics.base import Metric, MetricContext
 from ogan_pl.metrics.classifier_metrics import ClassifierMetric
 from ogan_pl.metrics.encoder import latent_all
-from ogan_pl.parts.registry import METRICS
+from ogan_pl.registry.registries import METRICS
+from ogan_pl.registry.values import at_least, finite, non_empty, one_of
 from ogan_pl.utils.errors import UserError
 
 SAMPLING = ("full", "end")
@@ -50,25 +52,38 @@ def lerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
 def filtered_mean(values: Tensor) -> float:
     """Mean of the values between their 1st ("lower") and 99th ("higher") percentile, inclusive."""
     values = values.double()
-    low, high = torch.quantile(values, 0.01, interpolation="lower"), torch.quantile(values, 0.99, interpolation="higher")
+    low, high = (
+        torch.quantile(values, 0.01, interpolation="lower"),
+        torch.quantile(values, 0.99, interpolation="higher"),
+    )
     return values[(values >= low) & (values <= high)].mean().item()
 
 
 @torch.no_grad()
-def path_lengths(model, distance, starts: Tensor, ends: Tensor, interpolate, epsilon: float = 1e-4,
-                 sampling: str = "full", batch_size: int = 250, seed: int = 0, use_ema: bool = True) -> Tensor:
+def path_lengths(
+    model,
+    distance,
+    starts: Tensor,
+    ends: Tensor,
+    interpolate,
+    epsilon: float = 1e-4,
+    sampling: str = "full",
+    batch_size: int = 250,
+    seed: int = 0,
+    use_ema: bool = True,
+) -> Tensor:
     """d(G(p(t)), G(p(t + eps))) / eps^2 for each path from starts[i] to ends[i] -> (n,) on the CPU."""
     generator = torch.Generator().manual_seed(seed)
     t = torch.rand(len(starts), 1, generator=generator, dtype=torch.float64) * (1.0 if sampling == "full" else 0.0)
     out = []
     for i in range(0, len(starts), batch_size):
-        a, b = starts[i:i + batch_size].double(), ends[i:i + batch_size].double()
-        ti = t[i:i + batch_size]
+        a, b = starts[i : i + batch_size].double(), ends[i : i + batch_size].double()
+        ti = t[i : i + batch_size]
         # the two points are formed in float64: at eps = 1e-4 their difference is near float32's resolution
         p0, p1 = interpolate(a, b, ti).float(), interpolate(a, b, ti + epsilon).float()
         images = model.decode(torch.cat([p0, p1]), use_ema).float()
         first, second = images.chunk(2)
-        out.append((distance(first, second).double() / epsilon ** 2).cpu())
+        out.append((distance(first, second).double() / epsilon**2).cpu())
     return torch.cat(out)
 
 
@@ -78,16 +93,14 @@ class PathLength(Metric):
     key = ""
     distance_name = ""
 
-    def __init__(self, n_paths: int = 10000, epsilon: float = 1e-4, sampling: str = "full",
-                 paths: list[str] = PATHS):
-        self.n_paths = check_int(f"metrics.{self.key}.n_paths", n_paths, 2)
-        if not (isinstance(epsilon, (int, float)) and 0 < epsilon < 1):
-            raise UserError(f"metrics.{self.key}.epsilon={epsilon!r} must be a number in (0, 1), e.g. 1e-4")
-        if sampling not in SAMPLING:
-            raise UserError(f"metrics.{self.key}.sampling={sampling!r} must be one of: {', '.join(SAMPLING)}")
-        if not paths or not set(paths) <= set(PATHS):
-            raise UserError(f"metrics.{self.key}.paths={list(paths)} must name z and/or encoder")
-        self.epsilon, self.sampling, self.paths = float(epsilon), sampling, list(paths)
+    def __init__(
+        self,
+        n_paths: at_least(2) = 10000,
+        epsilon: finite(above=0, below=1, note="e.g. 1e-4") = 1e-4,
+        sampling: one_of(SAMPLING) = "full",
+        paths: non_empty(one_of(PATHS), "[z,encoder]") = PATHS,
+    ):
+        self.n_paths, self.epsilon, self.sampling, self.paths = n_paths, float(epsilon), sampling, list(paths)
 
     @abc.abstractmethod
     def distance(self, ctx: MetricContext, shared: dict):
@@ -95,27 +108,46 @@ class PathLength(Metric):
 
     def compute(self, ctx: MetricContext, shared: dict) -> tuple[dict[str, float], dict]:
         distance, model = self.distance(ctx, shared), ctx.model
-        settings = {"epsilon": self.epsilon, "sampling": self.sampling, "batch_size": ctx.batch_size, "use_ema": ctx.use_ema}
-        scores, protocol = {}, {"distance": self.distance_name, "epsilon": self.epsilon, "sampling": self.sampling,
-                                "filter": "1st to 99th percentile", "use_ema": ctx.use_ema and model.has_ema}
+        settings = {
+            "epsilon": self.epsilon,
+            "sampling": self.sampling,
+            "batch_size": ctx.batch_size,
+            "use_ema": ctx.use_ema,
+        }
+        scores, protocol = (
+            {},
+            {
+                "distance": self.distance_name,
+                "epsilon": self.epsilon,
+                "sampling": self.sampling,
+                "filter": "1st to 99th percentile",
+                "use_ema": ctx.use_ema and model.has_ema,
+            },
+        )
         generator = torch.Generator().manual_seed(ctx.seed)
         if "z" in self.paths:
             z = torch.randn(2, self.n_paths, model.z_dim, generator=generator)
-            scores[self.key] = filtered_mean(path_lengths(model, distance, z[0], z[1], slerp, seed=ctx.seed + 1,
-                                                          **settings))
+            scores[self.key] = filtered_mean(
+                path_lengths(model, distance, z[0], z[1], slerp, seed=ctx.seed + 1, **settings)
+            )
             protocol["z"] = {"n_paths": self.n_paths, "interpolation": "slerp of the direction, lerp of the norm"}
         if "encoder" in self.paths:
             images = ctx.datamodule.holdout_batch(self.n_paths)["image"]
             if len(images) < 2:
-                raise UserError(f"metric {self.key}: the encoder paths need at least 2 held-out images; "
-                                "raise dataset.holdout_size")
+                raise UserError(
+                    f"metric {self.key}: the encoder paths need at least 2 held-out images; raise dataset.holdout_size"
+                )
             codes = latent_all(model, images, ctx.batch_size, ctx.use_ema)
             first = torch.randint(len(codes), (self.n_paths,), generator=generator)
             second = (first + torch.randint(1, len(codes), (self.n_paths,), generator=generator)) % len(codes)
-            scores[f"{self.key}_encoder"] = filtered_mean(path_lengths(
-                model, distance, codes[first], codes[second], lerp, seed=ctx.seed + 2, **settings))
-            protocol["encoder"] = {"n_paths": self.n_paths, "interpolation": "lerp of s N(E(x))",
-                                   "pairs": f"random pairs of {len(codes)} held-out images"}
+            scores[f"{self.key}_encoder"] = filtered_mean(
+                path_lengths(model, distance, codes[first], codes[second], lerp, seed=ctx.seed + 2, **settings)
+            )
+            protocol["encoder"] = {
+                "n_paths": self.n_paths,
+                "interpolation": "lerp of s N(E(x))",
+                "pairs": f"random pairs of {len(codes)} held-out images",
+            }
         return scores, {self.key: protocol}
 
 
@@ -143,16 +175,24 @@ class PPL(PathLength):
     key = "ppl"
     distance_name = "LPIPS-VGG v0.1"
 
-    def __init__(self, n_paths: int = 10000, epsilon: float = 1e-4, sampling: str = "full",
-                 paths: list[str] = PATHS, lpips_vgg: str | None = None, lpips_weights: str | None = None):
+    def __init__(
+        self,
+        n_paths: at_least(2) = 10000,
+        epsilon: finite(above=0, below=1, note="e.g. 1e-4") = 1e-4,
+        sampling: one_of(SAMPLING) = "full",
+        paths: non_empty(one_of(PATHS), "[z,encoder]") = PATHS,
+        lpips_vgg: str | None = None,
+        lpips_weights: str | None = None,
+    ):
         super().__init__(n_paths, epsilon, sampling, paths)
         self.lpips_vgg, self.lpips_weights = lpips_vgg, lpips_weights
 
     def setup(self, ctx: MetricContext, shared: dict) -> None:
         if "lpips" not in shared:  # missing weights stop here, before any image is generated
             folder = Path(ctx.cache_dir) / "lpips"
-            shared["lpips"] = LPIPS.from_files(self.lpips_vgg or folder / "vgg16-397923af.pth",
-                                               self.lpips_weights or folder / "vgg.pth")
+            shared["lpips"] = LPIPS.from_files(
+                self.lpips_vgg or folder / "vgg16-397923af.pth", self.lpips_weights or folder / "vgg.pth"
+            )
 
     def distance(self, ctx, shared):
         self.setup(ctx, shared)

@@ -12,6 +12,7 @@ B(a, r) the closed ball of radius r around a, for real features R (N of them) an
 Pairwise distances are computed `chunk` rows at a time, so memory grows with chunk x N, never
 N x M. Features keep their dtype when it is float64 (exact ties), otherwise they are float32.
 """
+
 import torch
 from torch import Tensor
 
@@ -27,13 +28,20 @@ def knn_radii(x: Tensor, ks: tuple[int, ...], chunk: int = 2048) -> dict[int, Te
     top = max(ks) + 1
     if len(x) < top:
         raise ValueError(f"k = {max(ks)} nearest neighbours need at least {top} feature vectors, got {len(x)}")
-    smallest = torch.cat([torch.cdist(x[s:s + chunk], x).topk(top, dim=1, largest=False).values
-                          for s in range(0, len(x), chunk)])
+    smallest = torch.cat(
+        [torch.cdist(x[s : s + chunk], x).topk(top, dim=1, largest=False).values for s in range(0, len(x), chunk)]
+    )
     return {k: smallest[:, k] for k in ks}
 
 
-def prdc(real: Tensor, fake: Tensor, k_pr: int = 3, k_dc: int = 5, chunk: int = 2048,
-         real_radii: dict[int, Tensor] | None = None) -> dict[str, float]:
+def prdc(
+    real: Tensor,
+    fake: Tensor,
+    k_pr: int = 3,
+    k_dc: int = 5,
+    chunk: int = 2048,
+    real_radii: dict[int, Tensor] | None = None,
+) -> dict[str, float]:
     """{precision, recall, density, coverage} of `fake` (M, D) against `real` (N, D), on their device.
     `real_radii`: knn_radii(real, (k_pr, k_dc)) when already computed (the real set rarely changes)."""
     real, fake = _features(real), _features(fake).to(real.device, _features(real).dtype)
@@ -45,11 +53,14 @@ def prdc(real: Tensor, fake: Tensor, k_pr: int = 3, k_dc: int = 5, chunk: int = 
     nearest_fake = torch.full((len(real),), torch.inf, dtype=real.dtype, device=real.device)
     recalled = torch.zeros(len(real), dtype=torch.bool, device=real.device)
     for s in range(0, len(fake), chunk):  # one pass over the generated x real distances serves all four
-        d = torch.cdist(fake[s:s + chunk], real)  # (chunk, N)
-        precise[s:s + chunk] = (d <= r_pr).any(1)
-        inside[s:s + chunk] = (d <= r_dc).sum(1).double()
+        d = torch.cdist(fake[s : s + chunk], real)  # (chunk, N)
+        precise[s : s + chunk] = (d <= r_pr).any(1)
+        inside[s : s + chunk] = (d <= r_dc).sum(1).double()
         nearest_fake = torch.minimum(nearest_fake, d.min(0).values)
-        recalled |= (d <= fake_radius[s:s + chunk, None]).any(0)
-    return {"precision": precise.double().mean().item(), "recall": recalled.double().mean().item(),
-            "density": (inside.sum() / (k_dc * len(fake))).item(),
-            "coverage": (nearest_fake <= r_dc).double().mean().item()}
+        recalled |= (d <= fake_radius[s : s + chunk, None]).any(0)
+    return {
+        "precision": precise.double().mean().item(),
+        "recall": recalled.double().mean().item(),
+        "density": (inside.sum() / (k_dc * len(fake))).item(),
+        "coverage": (nearest_fake <= r_dc).double().mean().item(),
+    }

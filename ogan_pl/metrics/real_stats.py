@@ -4,6 +4,7 @@ A cache file is keyed by a hash of everything the statistics depend on: the data
 (class, root, seed, ...), split, resolution, channels, number of images and feature extractor.
 It is loaded with weights_only and memory-mapped; a corrupt or mismatched file is recomputed.
 """
+
 import hashlib
 import json
 import logging
@@ -31,14 +32,23 @@ class RealStats:
 
     def is_consistent(self) -> bool:
         d = self.features_sum.shape[0]
-        return (self.features_sum.dtype == torch.float64 and self.features_cov_sum.shape == (d, d)
-                and self.num_samples >= 2 and bool(torch.isfinite(self.features_sum).all())
-                and (self.features is None or tuple(self.features.shape) == (self.num_samples, d)))
+        return (
+            self.features_sum.dtype == torch.float64
+            and self.features_cov_sum.shape == (d, d)
+            and self.num_samples >= 2
+            and bool(torch.isfinite(self.features_sum).all())
+            and (self.features is None or tuple(self.features.shape) == (self.num_samples, d))
+        )
 
 
 def stats_key(dataset: dict, split: str, num_images: int, extractor: str) -> dict:
-    return {"version": FORMAT_VERSION, "dataset": dataset, "split": split, "num_images": num_images,
-            "extractor": extractor}
+    return {
+        "version": FORMAT_VERSION,
+        "dataset": dataset,
+        "split": split,
+        "num_images": num_images,
+        "extractor": extractor,
+    }
 
 
 def cache_file(cache_dir: str | Path, key: dict) -> Path:
@@ -65,7 +75,15 @@ def load_cached(path: Path, key: dict, need_features: bool) -> RealStats | None:
 
 
 def save_cached(path: Path, key: dict, stats: RealStats) -> None:
-    atomic_torch_save({"key": key, "stats": {
-        "features_sum": stats.features_sum.cpu(), "features_cov_sum": stats.features_cov_sum.cpu(),
-        "num_samples": int(stats.num_samples),
-        "features": None if stats.features is None else stats.features.cpu().contiguous()}}, path)
+    atomic_torch_save(
+        {
+            "key": key,
+            "stats": {
+                "features_sum": stats.features_sum.cpu(),
+                "features_cov_sum": stats.features_cov_sum.cpu(),
+                "num_samples": int(stats.num_samples),
+                "features": None if stats.features is None else stats.features.cpu().contiguous(),
+            },
+        },
+        path,
+    )

@@ -4,17 +4,19 @@ Every architecture takes the image shape (resolution, channels, from the dataset
 size z_dim (E's output = G's input); the rest of its arguments are its own. Its constructor checks
 them (cheap, before any network exists), so a bad width is one line before anything heavy starts.
 """
+
 import abc
 
 from torch import nn
 
-from ogan_pl.utils.errors import UserError
+from ogan_pl.registry.values import at_least
+
+#: the code's length: rho needs at least two entries
+ZDim = at_least(2, "rho needs at least two entries")
 
 
 class Architecture(abc.ABC):
-    def __init__(self, resolution: int, channels: int, z_dim: int):
-        if not (isinstance(z_dim, int) and not isinstance(z_dim, bool) and z_dim >= 2):
-            raise UserError(f"model.z_dim={z_dim!r} must be an integer >= 2 (rho needs at least two entries)")
+    def __init__(self, resolution: int, channels: int, z_dim: ZDim):
         self.resolution = resolution
         self.channels = channels
         self.z_dim = z_dim

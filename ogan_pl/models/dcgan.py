@@ -4,14 +4,16 @@ Resolution R, n = log2(R) - 3, C = bottom channels (8R in the reference). E has 
 convolutions with C / 2^(n-i) channels; G mirrors it from a 4x4xC tensor. Padding reproduces
 Keras' 'same' output sizes for any kernel size.
 """
+
 import math
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ogan_pl.models.architecture import Architecture
-from ogan_pl.parts.registry import ARCHITECTURES
+from ogan_pl.models.architecture import Architecture, ZDim
+from ogan_pl.registry.registries import ARCHITECTURES
+from ogan_pl.registry.values import at_least
 from ogan_pl.utils.errors import UserError
 
 
@@ -39,9 +41,17 @@ def init_weights(module: nn.Module, std: float) -> None:
 class Encoder(nn.Module):
     """E: image in [-1, 1] -> code in R^z_dim. Also the discriminator, through a head on the code."""
 
-    def __init__(self, resolution: int = 128, channels: int = 3, z_dim: int = 128,
-                 bottom_channels: int | None = None, kernel_size: int = 5,
-                 bn_momentum: float = 0.01, bn_eps: float = 1e-3, init_std: float = 0.02):
+    def __init__(
+        self,
+        resolution: int = 128,
+        channels: int = 3,
+        z_dim: int = 128,
+        bottom_channels: int | None = None,
+        kernel_size: int = 5,
+        bn_momentum: float = 0.01,
+        bn_eps: float = 1e-3,
+        init_std: float = 0.02,
+    ):
         super().__init__()
         n = num_layers(resolution)
         width = bottom_width(resolution, bottom_channels)
@@ -81,10 +91,18 @@ class SelfModulatedBatchNorm2d(nn.Module):
 class Generator(nn.Module):
     """G: z in R^z_dim -> image in [-1, 1]."""
 
-    def __init__(self, resolution: int = 128, channels: int = 3, z_dim: int = 128,
-                 bottom_channels: int | None = None, kernel_size: int = 5,
-                 self_modulated: bool = False, bn_momentum: float = 0.01, bn_eps: float = 1e-3,
-                 init_std: float = 0.02):
+    def __init__(
+        self,
+        resolution: int = 128,
+        channels: int = 3,
+        z_dim: int = 128,
+        bottom_channels: int | None = None,
+        kernel_size: int = 5,
+        self_modulated: bool = False,
+        bn_momentum: float = 0.01,
+        bn_eps: float = 1e-3,
+        init_std: float = 0.02,
+    ):
         super().__init__()
         n = num_layers(resolution)
         width = bottom_width(resolution, bottom_channels)
@@ -126,22 +144,42 @@ class Generator(nn.Module):
 class DCGAN(Architecture):
     """model=dcgan: the reference's E and G; model=dcgan_sm: 4x4 kernels and a self-modulated G."""
 
-    def __init__(self, resolution: int, channels: int, z_dim: int = 128, bottom_channels: int | None = None,
-                 kernel_size: int = 5, self_modulated: bool = False, bn_momentum: float = 0.01,
-                 bn_eps: float = 1e-3, init_std: float = 0.02):
+    def __init__(
+        self,
+        resolution: int,
+        channels: int,
+        z_dim: ZDim = 128,
+        bottom_channels: int | None = None,
+        kernel_size: at_least(3) = 5,
+        self_modulated: bool = False,
+        bn_momentum: float = 0.01,
+        bn_eps: float = 1e-3,
+        init_std: float = 0.02,
+    ):
         super().__init__(resolution, channels, z_dim)
         if not (isinstance(resolution, int) and 32 <= resolution <= 512 and math.log2(resolution).is_integer()):
-            raise UserError(f"dataset.resolution={resolution} must be a power of two from 32 to 512 for model=dcgan "
-                            "(e.g. dataset.resolution=64)")
+            raise UserError(
+                f"dataset.resolution={resolution} must be a power of two from 32 to 512 for model=dcgan "
+                "(e.g. dataset.resolution=64)"
+            )
         n = num_layers(resolution)
-        if bottom_channels is not None and not (isinstance(bottom_channels, int) and bottom_channels >= 2**n
-                                                and bottom_channels % 2**n == 0):
-            raise UserError(f"model.bottom_channels={bottom_channels!r} must be an integer divisible by 2^{n} at "
-                            f"resolution {resolution} (or null for the reference's 8 * resolution)")
-        if not (isinstance(kernel_size, int) and kernel_size >= 3):
-            raise UserError(f"model.kernel_size={kernel_size!r} must be an integer >= 3")
-        self.kwargs = dict(resolution=resolution, channels=channels, z_dim=z_dim, bottom_channels=bottom_channels,
-                           kernel_size=kernel_size, bn_momentum=bn_momentum, bn_eps=bn_eps, init_std=init_std)
+        if bottom_channels is not None and not (
+            isinstance(bottom_channels, int) and bottom_channels >= 2**n and bottom_channels % 2**n == 0
+        ):
+            raise UserError(
+                f"model.bottom_channels={bottom_channels!r} must be an integer divisible by 2^{n} at "
+                f"resolution {resolution} (or null for the reference's 8 * resolution)"
+            )
+        self.kwargs = {
+            "resolution": resolution,
+            "channels": channels,
+            "z_dim": z_dim,
+            "bottom_channels": bottom_channels,
+            "kernel_size": kernel_size,
+            "bn_momentum": bn_momentum,
+            "bn_eps": bn_eps,
+            "init_std": init_std,
+        }
         self.self_modulated = self_modulated
 
     def encoder(self) -> Encoder:

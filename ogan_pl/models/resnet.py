@@ -20,15 +20,18 @@ the parametrization API it pickles, which `trainer.strategy=ddp_spawn` needs. It
 the linear head (`ogan.disc_head=linear`) is not normalised, and the EMA copy of E averages
 weight_orig and copies u and v.
 """
+
+import itertools
 import math
 
 from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.nn.utils import spectral_norm as add_spectral_norm
 
-from ogan_pl.models.architecture import Architecture
+from ogan_pl.models.architecture import Architecture, ZDim
 from ogan_pl.models.dcgan import SelfModulatedBatchNorm2d
-from ogan_pl.parts.registry import ARCHITECTURES
+from ogan_pl.registry.registries import ARCHITECTURES
+from ogan_pl.registry.values import at_least, one_of
 from ogan_pl.utils.errors import UserError
 
 MAX_MULTIPLIER = 16
@@ -44,7 +47,7 @@ def level_widths(resolution: int, width: int) -> list[int]:
 
 def encoder_widths(resolution: int, width: int) -> list[int]:
     """Channels after each of E's blocks (R/2 ... 4x4): width * min(16, 2^k), as BigGAN's D."""
-    return [width * min(MAX_MULTIPLIER, 2 ** k) for k in range(int(math.log2(resolution // 4)))]
+    return [width * min(MAX_MULTIPLIER, 2**k) for k in range(int(math.log2(resolution // 4)))]
 
 
 def xavier(layer: nn.Module, gain: float = 1.0) -> nn.Module:
@@ -114,13 +117,27 @@ class DBlock(nn.Module):
 class ResNetEncoder(nn.Module):
     """E: image in [-1, 1] -> code in R^z_dim."""
 
-    def __init__(self, resolution: int, channels: int, z_dim: int, width: int, spectral_norm: bool, norm: str,
-                 bn_momentum: float, bn_eps: float, pooling: str = "mean"):
+    def __init__(
+        self,
+        resolution: int,
+        channels: int,
+        z_dim: int,
+        width: int,
+        spectral_norm: bool,
+        norm: str,
+        bn_momentum: float,
+        bn_eps: float,
+        pooling: str = "mean",
+    ):
         super().__init__()
         self.pooling = pooling
         outs = encoder_widths(resolution, width)
-        self.blocks = nn.Sequential(*[DBlock(i, o, first=k == 0, norm=norm, bn_momentum=bn_momentum, bn_eps=bn_eps)
-                                      for k, (i, o) in enumerate(zip([channels, *outs[:-1]], outs))])
+        self.blocks = nn.Sequential(
+            *[
+                DBlock(i, o, first=k == 0, norm=norm, bn_momentum=bn_momentum, bn_eps=bn_eps)
+                for k, (i, o) in enumerate(zip([channels, *outs[:-1]], outs, strict=True))
+            ]
+        )
         self.fc = xavier(nn.Linear(outs[-1], z_dim))
         self.z_dim = z_dim
         if spectral_norm:  # after the init: it reads the initialised weights as weight_orig
@@ -135,14 +152,23 @@ class ResNetEncoder(nn.Module):
 class ResNetGenerator(nn.Module):
     """G: z in R^z_dim -> image in [-1, 1]."""
 
-    def __init__(self, resolution: int, channels: int, z_dim: int, width: int, self_modulated: bool,
-                 bn_momentum: float, bn_eps: float):
+    def __init__(
+        self,
+        resolution: int,
+        channels: int,
+        z_dim: int,
+        width: int,
+        self_modulated: bool,
+        bn_momentum: float,
+        bn_eps: float,
+    ):
         super().__init__()
         widths = level_widths(resolution, width)
         self.bottom = widths[0]
         self.fc = xavier(nn.Linear(z_dim, 16 * widths[0]))
-        self.blocks = nn.ModuleList([GBlock(i, o, z_dim, self_modulated, bn_momentum, bn_eps)
-                                     for i, o in zip(widths, widths[1:])])
+        self.blocks = nn.ModuleList(
+            [GBlock(i, o, z_dim, self_modulated, bn_momentum, bn_eps) for i, o in itertools.pairwise(widths)]
+        )
         self.out_norm = nn.BatchNorm2d(widths[-1], eps=bn_eps, momentum=bn_momentum)
         self.to_image = xavier(nn.Conv2d(widths[-1], channels, 3, padding=1))
         self.z_dim = z_dim
@@ -158,23 +184,33 @@ class ResNetGenerator(nn.Module):
 class ResNet(Architecture):
     """model=resnet: SNGAN/BigGAN-style residual E and G, 32 to 256 px."""
 
-    def __init__(self, resolution: int, channels: int, z_dim: int = 128, width: int = 64,
-                 spectral_norm: bool = True, e_norm: str = "none", self_modulated: bool = False,
-                 bn_momentum: float = 0.1, bn_eps: float = 1e-5, pooling: str = "mean"):
+    def __init__(
+        self,
+        resolution: int,
+        channels: int,
+        z_dim: ZDim = 128,
+        width: at_least(1, "channels = width x 1..16") = 64,
+        spectral_norm: bool = True,
+        e_norm: one_of(E_NORMS) = "none",
+        self_modulated: bool = False,
+        bn_momentum: float = 0.1,
+        bn_eps: float = 1e-5,
+        pooling: one_of(POOLINGS) = "mean",
+    ):
         super().__init__(resolution, channels, z_dim)
         if not (isinstance(resolution, int) and 32 <= resolution <= 256 and math.log2(resolution).is_integer()):
-            raise UserError(f"dataset.resolution={resolution} must be a power of two from 32 to 256 for model=resnet "
-                            "(e.g. dataset.resolution=64)")
-        if not (isinstance(width, int) and not isinstance(width, bool) and width >= 1):
-            raise UserError(f"model.width={width!r} must be a positive integer (channels = width x 1..16)")
-        if e_norm not in E_NORMS:
-            raise UserError(f"model.e_norm={e_norm!r} must be one of {', '.join(E_NORMS)}")
-        if pooling not in POOLINGS:
-            raise UserError(f"model.pooling={pooling!r} must be one of {', '.join(POOLINGS)}")
-        if not isinstance(spectral_norm, bool) or not isinstance(self_modulated, bool):
-            raise UserError("model.spectral_norm and model.self_modulated must be true or false")
-        self.kwargs = dict(resolution=resolution, channels=channels, z_dim=z_dim, width=width,
-                           bn_momentum=bn_momentum, bn_eps=bn_eps)
+            raise UserError(
+                f"dataset.resolution={resolution} must be a power of two from 32 to 256 for model=resnet "
+                "(e.g. dataset.resolution=64)"
+            )
+        self.kwargs = {
+            "resolution": resolution,
+            "channels": channels,
+            "z_dim": z_dim,
+            "width": width,
+            "bn_momentum": bn_momentum,
+            "bn_eps": bn_eps,
+        }
         self.spectral_norm, self.e_norm, self.self_modulated = spectral_norm, e_norm, self_modulated
         self.pooling = pooling
 

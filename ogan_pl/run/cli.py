@@ -1,23 +1,29 @@
-"""The shared entry point of every Hydra command (train, evaluate, bench, ...): compose the config,
-import the user's plugins, turn every mistake into one line and exit code 2, set the CPU thread
-policy (`cpu_threads`), and end on Ctrl-C or SIGTERM within seconds with one line."""
+"""The front door of every Hydra command (train, evaluate, invert, bench, ...): compose the config,
+check it against the command's schema, import the user's plugins (once), turn every mistake into
+one line and exit code 2, set the CPU thread policy (`cpu_threads`), and end on Ctrl-C or SIGTERM
+within seconds with one line. The task receives a checked config."""
+
 import functools
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import hydra
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
+from pydantic import BaseModel
 
-from ogan_pl.parts.plugins import load_plugins, plugins_from_argv
-from ogan_pl.parts.values import did_you_mean
+from ogan_pl.config.schema import check_sections
+from ogan_pl.registry.plugins import load_plugins, plugins_from_argv
+from ogan_pl.registry.values import did_you_mean
 from ogan_pl.run.exits import exit_stopped, exit_with, report_user_errors
 from ogan_pl.run.setup import register_resolvers
 from ogan_pl.utils.errors import UserError
+from ogan_pl.utils.nested import plain_config
 from ogan_pl.utils.stopping import StopRequested, StopSignals
 from ogan_pl.utils.threads import cpu_threads
 
@@ -32,8 +38,15 @@ def _conf_dir() -> Path:
 CONF_DIR = _conf_dir()
 
 
-def run(config_name: str, task: Callable[[DictConfig], Any], handles_stops: bool = False) -> None:
-    """Compose `conf/<config_name>.yaml` with the command line and run `task` on it (once per job).
+def run(
+    config_name: str,
+    task: Callable[[DictConfig], Any],
+    schema: type[BaseModel] | None = None,
+    handles_stops: bool = False,
+) -> None:
+    """Compose `conf/<config_name>.yaml` with the command line, check it against `schema` (the
+    command's pydantic model: types, ranges, choices, unknown keys), import the plugins it names, and
+    run `task` on it (once per job).
 
     A stop signal ends the task at once (`StopRequested` where it is), unless the task `handles_stops`
     itself (training: it stops at a step boundary and saves); either way the command ends with one line
@@ -48,7 +61,8 @@ def run(config_name: str, task: Callable[[DictConfig], Any], handles_stops: bool
     except KeyboardInterrupt:
         exit_stopped(None)
     main = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(
-        report_user_errors(command(task, handles_stops)))
+        report_user_errors(command(task, schema, handles_stops))
+    )
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its composition errors, to be printed as one line here
     try:
         main()
@@ -58,11 +72,17 @@ def run(config_name: str, task: Callable[[DictConfig], Any], handles_stops: bool
         exit_stopped(stop)
 
 
-def command(task: Callable[[DictConfig], Any], handles_stops: bool) -> Callable[[DictConfig], Any]:
-    """`task` under the run's CPU thread policy and, unless it handles them, the stop signals."""
+def command(
+    task: Callable[[DictConfig], Any], schema: type[BaseModel] | None, handles_stops: bool
+) -> Callable[[DictConfig], Any]:
+    """`task` on the checked config, under the run's CPU thread policy and, unless it handles them,
+    the stop signals."""
 
     @functools.wraps(task)
     def wrapper(cfg: DictConfig) -> Any:
+        if schema is not None:
+            check_sections(plain_config(cfg), schema)
+        load_plugins(cfg.get("plugins") or [])  # the config files' plugins too (the command line's are in)
         if handles_stops:
             with cpu_threads(cfg.get("cpu_threads", "auto")):
                 return task(cfg)
@@ -116,7 +136,7 @@ def composition_error(err: Exception) -> str:
     if match and "not in struct" in str(cause):
         key = match.group(1)
         parent = getattr(cause, "parent_node", None)
-        known = [str(k) for k in parent.keys()] if hasattr(parent, "keys") else []
+        known = [str(k) for k in parent] if hasattr(parent, "keys") else []
         section, _, name = key.rpartition(".")
         return f"{key}: unknown key; {did_you_mean(name, known, section)}(to add a key of your own, write +{key}=...)"
     return " ".join(" ".join(str(part) for part in (err, cause or "")).split())
@@ -144,5 +164,6 @@ def check_group_choices(argv: list[str], conf_dir: Path) -> None:
         for choice in value.split(","):
             if choice in ("null", "") or choice in options:
                 continue
-            raise UserError(f"unknown {key} {choice!r}; {did_you_mean(choice, options)}choose one of: "
-                            f"{', '.join(options)}")
+            raise UserError(
+                f"unknown {key} {choice!r}; {did_you_mean(choice, options)}choose one of: {', '.join(options)}"
+            )

@@ -4,22 +4,24 @@ The dataset comes from the config stored in the checkpoint; `dataset.root=...` e
 Scores: FID / KID / IS (see ogan_pl.metrics.image_metrics for the protocol) and the encoder
 metrics; printed as a table and appended as one JSON line to metrics.jsonl beside the checkpoint.
 """
+
 import logging
 import time
 from pathlib import Path
+from typing import Annotated, Literal
 
 import torch
 from omegaconf import DictConfig, OmegaConf
+from pydantic import Field
 
-from ogan_pl.grids import GridInputs, check_layout, make_grids, save_grids
+from ogan_pl.config.schema import MetricOptions, ModelCommandConfig
+from ogan_pl.grids import GridInputs, GridLayout, make_grids, save_grids
 from ogan_pl.metrics import MetricContext, MetricSet
 from ogan_pl.module import OGAN
-from ogan_pl.parts.plugins import load_plugins
-from ogan_pl.parts.registry import DATASETS
-from ogan_pl.parts.values import NAME_KEY, check_int
-from ogan_pl.run.cli import dataset_defaults, run
+from ogan_pl.registry.values import NonNegativeInt, at_least, non_empty
+from ogan_pl.run.cli import run
+from ogan_pl.run.models import checkpoint_datamodule, open_model
 from ogan_pl.run.rundir import save_run_config
-from ogan_pl.run.setup import pick_device
 from ogan_pl.run.sweeps import write_result
 from ogan_pl.utils.console import image_progress
 from ogan_pl.utils.errors import UserError
@@ -28,41 +30,26 @@ from ogan_pl.utils.io import append_jsonl, now_iso
 log = logging.getLogger(__name__)
 
 
-def build_datamodule(stored: dict, overrides: DictConfig, cache_dir: str):
-    """The checkpoint's dataset config with the non-null command-line overrides applied, and this
-    machine's cache folder instead of the training machine's. `dataset.name=NAME` measures against
-    another registered dataset instead (its defaults, at the checkpoint's resolution and channels):
-    e.g. a model trained on a folder of digits judged on the built-in digits (conf/dataset/NAME.yaml)."""
-    given = {k: v for k, v in OmegaConf.to_container(overrides).items() if v is not None}
-    name = given.pop("name", None)
-    if name is not None and name != stored["dataset"][NAME_KEY]:
-        dataset = {**dataset_defaults(name), NAME_KEY: name,
-                   **{k: stored["dataset"][k] for k in ("resolution", "channels", "seed") if k in stored["dataset"]},
-                   **given}
-    else:
-        dataset = {**stored["dataset"], **given}
-    if "cache_dir" in dataset:
-        dataset["cache_dir"] = cache_dir
-    if "root" in dataset and not Path(str(dataset["root"])).is_dir():
-        raise UserError(f"dataset.root={dataset['root']} (from the checkpoint) does not exist; "
-                        "point it at the data with dataset.root=DIR")
-    return DATASETS.build(dataset, "dataset")
-
-
 PRECISIONS = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
 
 
-def check_metrics_config(cfg: DictConfig) -> None:
-    if not (isinstance(cfg.metrics.n_fake, int) and cfg.metrics.n_fake >= 2):
-        raise UserError(f"metrics.n_fake={cfg.metrics.n_fake} must be an integer >= 2 (50000 for published FID)")
-    if cfg.metrics.n_real is not None and not (isinstance(cfg.metrics.n_real, int) and cfg.metrics.n_real >= 2):
-        raise UserError(f"metrics.n_real={cfg.metrics.n_real} must be an integer >= 2, or null for all images")
-    check_int("metrics.batch_size", cfg.metrics.batch_size, 1)
-    if cfg.grids:
-        layout = cfg.grid_layout
-        check_layout("grid_layout", layout.n_samples, layout.n_recon, layout.interp_rows, layout.interp_steps)
-    if str(cfg.precision) not in PRECISIONS:
-        raise UserError(f"precision={cfg.precision} must be one of {', '.join(PRECISIONS)}")
+class EvaluateMetrics(MetricOptions):
+    names: non_empty(str, "[fid,encoder]")
+    n_fake: at_least(2, "50000 for published FID")
+    n_real: at_least(2, "null: the whole training set") | None
+
+
+class EvaluateConfig(ModelCommandConfig):
+    """conf/evaluate.yaml."""
+
+    precision: Annotated[Literal["32", "bf16", "16", 32, 16], Field(description="one of: 32, bf16, 16")]
+    seed: NonNegativeInt
+    results_file: str | None
+    grids: bool
+    out_dir: str
+    metrics: EvaluateMetrics
+    dataset: dict  # overrides of the checkpoint's dataset, checked by its DataModule's signature
+    grid_layout: GridLayout
 
 
 def print_table(scores: dict[str, float]) -> None:
@@ -73,25 +60,33 @@ def print_table(scores: dict[str, float]) -> None:
 
 
 def evaluate(cfg: DictConfig) -> dict:
-    load_plugins(cfg.get("plugins") or [])
-    check_metrics_config(cfg)
     options = OmegaConf.to_container(cfg.metrics, resolve=True)
     metric_set = MetricSet(options.pop("names"), options)
     metric_set.check_n_fake(cfg.metrics.n_fake)
     started = time.perf_counter()
-    device = pick_device(cfg.device)
-    model = OGAN.load_from_checkpoint(cfg.ckpt, device).eval()
+    model = open_model(cfg.ckpt, cfg.device)
+    device = model.device
     if cfg.use_ema and not model.has_ema:
         log.warning("the checkpoint has no EMA weights (ogan.ema_decay=0); using the raw weights")
-    datamodule = build_datamodule(model.hparams.config, cfg.dataset, cfg.paths.cache_dir)
+    datamodule = checkpoint_datamodule(model, cfg.paths.cache_dir, OmegaConf.to_container(cfg.dataset))
     mcfg = cfg.metrics
     with image_progress() as start_progress:
-        ctx = MetricContext(model=model, datamodule=datamodule, n_fake=mcfg.n_fake, n_real=mcfg.n_real,
-                            batch_size=mcfg.batch_size, seed=cfg.seed, use_ema=cfg.use_ema,
-                            autocast_dtype=PRECISIONS[str(cfg.precision)], cache_dir=cfg.paths.cache_dir,
-                            inception_weights=mcfg.inception_weights, download=mcfg.download,
-                            antialias=mcfg.antialias, classifier=OmegaConf.to_container(mcfg.classifier),
-                            progress=start_progress)
+        ctx = MetricContext(
+            model=model,
+            datamodule=datamodule,
+            n_fake=mcfg.n_fake,
+            n_real=mcfg.n_real,
+            batch_size=mcfg.batch_size,
+            seed=cfg.seed,
+            use_ema=cfg.use_ema,
+            autocast_dtype=PRECISIONS[str(cfg.precision)],
+            cache_dir=cfg.paths.cache_dir,
+            inception_weights=mcfg.inception_weights,
+            download=mcfg.download,
+            antialias=mcfg.antialias,
+            classifier=OmegaConf.to_container(mcfg.classifier),
+            progress=start_progress,
+        )
         metric_set.setup(ctx)  # before any data is read: missing weights stop the evaluation at once
         save_run_config(cfg, cfg.out_dir)  # once the evaluation can run: a refused one writes nothing
         datamodule.setup()
@@ -100,15 +95,25 @@ def evaluate(cfg: DictConfig) -> dict:
     print_table(scores)
 
     ckpt = Path(cfg.ckpt).resolve()
-    record = {"ckpt": str(ckpt), "g_iter": model.g_iter, "kimg": model.kimg, "metrics": scores,
-              "protocol": protocol, "seed": cfg.seed, "device": str(device),
-              "wall_time_s": round(time.perf_counter() - started, 3), "time": now_iso(), "source": "evaluate.py"}
+    record = {
+        "ckpt": str(ckpt),
+        "g_iter": model.g_iter,
+        "kimg": model.kimg,
+        "metrics": scores,
+        "protocol": protocol,
+        "seed": cfg.seed,
+        "device": str(device),
+        "wall_time_s": round(time.perf_counter() - started, 3),
+        "time": now_iso(),
+        "source": "evaluate.py",
+    }
     target = Path(cfg.results_file or ckpt.parent / "metrics.jsonl")
     try:
         results = append_jsonl(target, record)
     except OSError as err:
-        raise UserError(f"cannot append the results to {target} ({err.strerror}); "
-                        "pass results_file=PATH to write them elsewhere") from None
+        raise UserError(
+            f"cannot append the results to {target} ({err.strerror}); pass results_file=PATH to write them elsewhere"
+        ) from None
     print(f"results appended to {results}")
     if cfg.grids:
         record["grids"] = write_grids(cfg, model, datamodule)
@@ -118,8 +123,15 @@ def evaluate(cfg: DictConfig) -> dict:
 def write_grids(cfg: DictConfig, model: OGAN, datamodule) -> dict[str, str]:
     layout = cfg.grid_layout
     holdout = datamodule.holdout_batch(layout.n_recon + 2 * layout.interp_rows)
-    inputs = GridInputs.create(model.z_dim, holdout["image"], n_samples=layout.n_samples, n_recon=layout.n_recon,
-                               interp_rows=layout.interp_rows, interp_steps=layout.interp_steps, seed=cfg.seed)
+    inputs = GridInputs.create(
+        model.z_dim,
+        holdout["image"],
+        n_samples=layout.n_samples,
+        n_recon=layout.n_recon,
+        interp_rows=layout.interp_rows,
+        interp_steps=layout.interp_steps,
+        seed=cfg.seed,
+    )
     paths = save_grids(make_grids(model, inputs, cfg.use_ema), cfg.out_dir)
     for name, path in paths.items():
         print(f"{name}: {path}")
@@ -128,7 +140,7 @@ def write_grids(cfg: DictConfig, model: OGAN, datamodule) -> dict[str, str]:
 
 def main() -> None:
     """The `ogan-evaluate` console script (and `python evaluate.py`)."""
-    run("evaluate", evaluate)
+    run("evaluate", evaluate, EvaluateConfig)
 
 
 if __name__ == "__main__":

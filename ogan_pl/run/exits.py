@@ -5,6 +5,7 @@ other exception, whose traceback then goes to the job's log) is printed as one l
 the job's result.json with status "failed", and the next job runs. The sweep summary
 (ogan_pl.run.sweeps.SweepSummary) lists it and makes the sweep exit non-zero at the end.
 """
+
 import functools
 import logging
 import shutil

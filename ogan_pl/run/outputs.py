@@ -14,6 +14,7 @@ outright, and `resume=true` continues in it, or, when there is none, in a copy o
 result in `path` (new images added to the input are done, finished ones skipped). The settings a
 result was made with (`settings.json`) must be this run's for it to be continued.
 """
+
 import contextlib
 import glob
 import json
@@ -30,7 +31,7 @@ from ogan_pl.utils.stopping import StopRequested, deferred
 MANIFEST = "manifest.json"
 SETTINGS = "settings.json"
 HYDRA_OPTIONS = ("overwrite=true", "resume=true")  # how the messages name the two choices; argparse tools
-FLAG_OPTIONS = ("--overwrite", "--resume")         # pass these
+FLAG_OPTIONS = ("--overwrite", "--resume")  # pass these
 
 
 def _contents(path: Path) -> list[Path]:
@@ -53,8 +54,14 @@ def check_writable(path: Path, key: str = "output") -> None:
         raise UserError(f"{key}={path}: cannot write there ({folder} is not writable)")
 
 
-def check_output(path: Path, tool: str, key: str = "output", overwrite: bool = False,
-                 resume: bool | None = None, options: tuple[str, str] = HYDRA_OPTIONS) -> None:
+def check_output(
+    path: Path,
+    tool: str,
+    key: str = "output",
+    overwrite: bool = False,
+    resume: bool | None = None,
+    options: tuple[str, str] = HYDRA_OPTIONS,
+) -> None:
     """Refuse, before any work, an output folder that this run may not write. `resume`: None for a
     tool that cannot resume."""
     replace, finish = options
@@ -66,11 +73,15 @@ def check_output(path: Path, tool: str, key: str = "output", overwrite: bool = F
     if not _contents(path):
         return
     if not (path / MANIFEST).is_file():
-        raise UserError(f"{key}={path} is not empty and not written by an ogan_pl tool; give a new or empty "
-                        "folder (it is never replaced)")
+        raise UserError(
+            f"{key}={path} is not empty and not written by an ogan_pl tool; give a new or empty "
+            "folder (it is never replaced)"
+        )
     if not (overwrite or resume):
-        raise UserError(f"{key}={path} holds an earlier result; give a new folder, or {replace} to replace it whole"
-                        + (f", or {finish} to finish it" if resume is not None else ""))
+        raise UserError(
+            f"{key}={path} holds an earlier result; give a new folder, or {replace} to replace it whole"
+            + (f", or {finish} to finish it" if resume is not None else "")
+        )
 
 
 def _check_settings(folder: Path, settings: dict | None, key: str, path: Path, replace: str) -> None:
@@ -79,16 +90,27 @@ def _check_settings(folder: Path, settings: dict | None, key: str, path: Path, r
     try:
         kept = json.loads((folder / SETTINGS).read_text())
     except (OSError, ValueError):
-        raise UserError(f"{key}={path}: the earlier result has no readable {SETTINGS}, so it cannot be "
-                        f"continued; {replace} starts afresh") from None
+        raise UserError(
+            f"{key}={path}: the earlier result has no readable {SETTINGS}, so it cannot be "
+            f"continued; {replace} starts afresh"
+        ) from None
     difference = first_difference(kept, settings, "")
     if difference:
-        raise UserError(f"{key}={path}: the earlier result was made with other settings "
-                        f"({difference.lstrip('.')}); resume with the same ones, or {replace} to start afresh")
+        raise UserError(
+            f"{key}={path}: the earlier result was made with other settings "
+            f"({difference.lstrip('.')}); resume with the same ones, or {replace} to start afresh"
+        )
 
 
-def _start(path: Path, staging: Path, key: str, overwrite: bool, resume: bool | None, settings: dict | None,
-           options: tuple[str, str]) -> bool:
+def _start(
+    path: Path,
+    staging: Path,
+    key: str,
+    overwrite: bool,
+    resume: bool | None,
+    settings: dict | None,
+    options: tuple[str, str],
+) -> bool:
     """Fill `staging` with what this run starts from: nothing, or (resume) the work to continue. True
     if it holds work of an earlier run."""
     replace, finish = options
@@ -105,8 +127,10 @@ def _start(path: Path, staging: Path, key: str, overwrite: bool, resume: bool | 
             shutil.copytree(path, staging, ignore=shutil.ignore_patterns(LOCK_FILE, MANIFEST))
             inherited = True
     elif partials and resume is not None and not overwrite:
-        raise UserError(f"{key}={path}: an interrupted run left its finished images in {partials[0].name}; "
-                        f"{finish} finishes them, {replace} starts afresh")
+        raise UserError(
+            f"{key}={path}: an interrupted run left its finished images in {partials[0].name}; "
+            f"{finish} finishes them, {replace} starts afresh"
+        )
     for stale in _partials(path):  # of runs stopped or killed that nothing else will continue
         if stale != staging:
             shutil.rmtree(stale, ignore_errors=True)
@@ -117,9 +141,15 @@ def _start(path: Path, staging: Path, key: str, overwrite: bool, resume: bool | 
 
 
 @contextlib.contextmanager
-def staged_output(path: str | Path, tool: str, key: str = "output", overwrite: bool = False,
-                  resume: bool | None = None, settings: dict | None = None,
-                  options: tuple[str, str] = HYDRA_OPTIONS) -> Iterator[Path]:
+def staged_output(
+    path: str | Path,
+    tool: str,
+    key: str = "output",
+    overwrite: bool = False,
+    resume: bool | None = None,
+    settings: dict | None = None,
+    options: tuple[str, str] = HYDRA_OPTIONS,
+) -> Iterator[Path]:
     """`with staged_output(cfg.output, "ogan-invert", overwrite=cfg.overwrite) as out:` write into
     `out`. `resume` (None: the tool cannot resume) and `settings` as in the module docstring; `options`:
     how the messages spell the tool's overwrite and resume choices."""
@@ -134,8 +164,9 @@ def staged_output(path: str | Path, tool: str, key: str = "output", overwrite: b
     old = path.parent / f".{path.name}.old-{os.getpid()}"
     keep = True  # until this run has made `staging` its own: never remove what another run left
     try:
-        with RunDirectoryLock(path, what=key, owner=f"another run of {tool}",
-                              hint=f"wait for it to end, or give another {key}="):
+        with RunDirectoryLock(
+            path, what=key, owner=f"another run of {tool}", hint=f"wait for it to end, or give another {key}="
+        ):
             check_output(path, tool, key, overwrite, resume, options)  # again, now that no other run can write there
             inherited = _start(path, staging, key, overwrite, resume, settings, options)
             keep = inherited  # a resumed run that fails keeps the earlier run's work for the next resume
@@ -143,14 +174,25 @@ def staged_output(path: str | Path, tool: str, key: str = "output", overwrite: b
                 yield staging
             except (KeyboardInterrupt, StopRequested) as stop:
                 keep = resume is not None
-                stop.add_note(f"{key}={path} unchanged" + (
-                    f"; the images finished so far are kept aside: run again with {options[1]} to finish"
-                    if keep else ""))
+                stop.add_note(
+                    f"{key}={path} unchanged"
+                    + (
+                        f"; the images finished so far are kept aside: run again with {options[1]} to finish"
+                        if keep
+                        else ""
+                    )
+                )
                 raise
             files = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
             with deferred():  # a stop signal waits for the swap: never half of it
-                atomic_write(staging / MANIFEST, lambda f: f.write(json.dumps(
-                    {"tool": tool, "time": now_iso(), "files": files}, indent=1).encode("utf-8", "surrogateescape")))
+                atomic_write(
+                    staging / MANIFEST,
+                    lambda f: f.write(
+                        json.dumps({"tool": tool, "time": now_iso(), "files": files}, indent=1).encode(
+                            "utf-8", "surrogateescape"
+                        )
+                    ),
+                )
                 os.rename(path, old)  # the lock's file goes with it: held until the move is done
                 os.rename(staging, path)
     except BaseException:
@@ -165,4 +207,3 @@ def staged_output(path: str | Path, tool: str, key: str = "output", overwrite: b
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 os.rename(old, path)  # the new result did not move in: the previous one stays
-

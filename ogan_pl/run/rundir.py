@@ -10,6 +10,7 @@ locks, the file itself is the lock and a holder on this host whose process is go
 `save_run_config` writes `.hydra/` (Hydra's own record of the job, which conf/hydra/default.yaml
 turns off so that it is not written before these checks) and `config.yaml`.
 """
+
 import datetime
 import errno
 import fcntl
@@ -30,8 +31,13 @@ LOCK_FILE = ".lock"
 class RunDirectoryLock:
     """`with RunDirectoryLock(out_dir):` the directory is this training's; a second one refuses."""
 
-    def __init__(self, run_dir: str | Path, what: str = "run directory", owner: str = "another training",
-                 hint: str = "wait for it to end, or train in another directory (hydra.run.dir=DIR)"):
+    def __init__(
+        self,
+        run_dir: str | Path,
+        what: str = "run directory",
+        owner: str = "another training",
+        hint: str = "wait for it to end, or train in another directory (hydra.run.dir=DIR)",
+    ):
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / LOCK_FILE
         self.what, self.owner, self.hint = what, owner, hint
@@ -64,8 +70,11 @@ class RunDirectoryLock:
             if holder.get("pid") and holder.get("pid") != os.getpid() and not stale:
                 os.close(fd)
                 self._refuse(holder)
-        me = {"pid": os.getpid(), "host": socket.gethostname(),
-              "started": datetime.datetime.now().isoformat(timespec="seconds")}
+        me = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": datetime.datetime.now().isoformat(timespec="seconds"),
+        }
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(me).encode(), 0)
         self._fd = fd

@@ -1,5 +1,6 @@
 """What every entry point sets up before it runs: the config's resolvers, process-wide torch
 numerics, and Hydra instantiation of the run's own trainer, callbacks and loggers."""
+
 import os
 from typing import Any
 
@@ -8,7 +9,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from ogan_pl.parts import data_settings
+from ogan_pl.config import data_settings
 from ogan_pl.utils.errors import UserError
 
 
@@ -54,14 +55,6 @@ def instantiate_or_explain(node: Any, *args, **kwargs) -> Any:
 
 def configure_torch(cfg: DictConfig) -> None:
     """Process-wide numerics: TF32 for float32 matmuls and convolutions unless 'highest'."""
-    precision = cfg.speed.float32_matmul_precision  # one of the choices of ogan_pl.parts.schema.SpeedSection
+    precision = cfg.speed.float32_matmul_precision  # one of the choices of ogan_pl.config.schema.SpeedSection
     torch.set_float32_matmul_precision(precision)
     torch.backends.cudnn.allow_tf32 = precision != "highest"
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device={name} but no CUDA GPU is available; use device=cpu or device=auto")
-    return torch.device(name)

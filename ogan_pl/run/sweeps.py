@@ -4,6 +4,7 @@ Each job (train.py or evaluate.py) leaves `result.json` in its own directory; th
 callback reads them back once all jobs are done, so it works the same whichever launcher ran
 the jobs (in this process, ddp_spawn, or SLURM through submitit).
 """
+
 import csv
 import io
 import json
@@ -79,12 +80,22 @@ def shared_overrides(records: list[dict]) -> set[str]:
 def write_summary(sweep_dir: str | Path, records: list[dict]) -> tuple[Path, Path]:
     """summary.jsonl (one record per job) and summary.csv (one row per job, one column per metric)."""
     sweep_dir = Path(sweep_dir)
-    jsonl = atomic_write(sweep_dir / "summary.jsonl",
-                         lambda f: f.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode()))
+    jsonl = atomic_write(
+        sweep_dir / "summary.jsonl",
+        lambda f: f.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode()),
+    )
     metric_names = sorted({name for r in records for name in r.get("metrics", {})})
-    rows = [{"job": r["job"], "status": r["status"], "error": r.get("error", ""),
-             "overrides": " ".join(r.get("overrides", [])), "g_iter": r.get("g_iter", ""), **r.get("metrics", {})}
-            for r in records]
+    rows = [
+        {
+            "job": r["job"],
+            "status": r["status"],
+            "error": r.get("error", ""),
+            "overrides": " ".join(r.get("overrides", [])),
+            "g_iter": r.get("g_iter", ""),
+            **r.get("metrics", {}),
+        }
+        for r in records
+    ]
 
     def write_csv(f):
         text = io.StringIO()

@@ -1,4 +1,5 @@
 """`python train.py` / `ogan-train`: compose, validate, build, fit. All logic of the entry point lives here."""
+
 import contextlib
 import logging
 import signal
@@ -13,11 +14,11 @@ from omegaconf import DictConfig
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from ogan_pl.callbacks import EndOfRun, GeneratorStepCheckpoint, TimedWork
-from ogan_pl.checkpoints import find_resume_checkpoint, read_checkpoint, stored_config
+from ogan_pl.checkpoints import Checkpoint, find_resume_checkpoint, read_checkpoint
+from ogan_pl.config.checks import check_training
+from ogan_pl.config.data_settings import settings_line
+from ogan_pl.config.recipe import Recipe
 from ogan_pl.module import OGAN, optimizer_steps_per_iteration
-from ogan_pl.parts.checks import validate
-from ogan_pl.parts.data_settings import settings_line
-from ogan_pl.parts.registry import DATASETS
 from ogan_pl.run.cli import run
 from ogan_pl.run.rundir import RunDirectoryLock, first_difference, save_run_config
 from ogan_pl.run.setup import configure_torch, instantiate_or_explain
@@ -67,9 +68,10 @@ def build_loggers(cfg: DictConfig, resuming: bool) -> list:
     return loggers
 
 
-def build_data_and_model(cfg: DictConfig) -> tuple[pl.LightningDataModule, OGAN]:
+def build_data_and_model(cfg: DictConfig, recipe: Recipe) -> tuple[pl.LightningDataModule, OGAN]:
+    """The run's DataModule (its data read and checked) and model, from the checked recipe."""
     n_critic = cfg.train.n_critic if cfg.train["update"] == "alternating" else 1
-    datamodule = DATASETS.build(plain_config(cfg.dataset), "dataset", batches_per_step=n_critic)
+    datamodule = recipe.parts["dataset"].build(batches_per_step=n_critic)
     # bad data fails here, before a model is built; reading it (a cache build draws DataLoader seeds)
     # leaves the random stream alone, so the initial weights are the same whether or not a cache existed
     with torch.random.fork_rng(devices=[]):
@@ -77,7 +79,7 @@ def build_data_and_model(cfg: DictConfig) -> tuple[pl.LightningDataModule, OGAN]
     if process_rank() == 0:
         train_set = getattr(datamodule, "train_set", None)
         log.info(settings_line(cfg, len(train_set) if train_set is not None else None))
-    return datamodule, OGAN(plain_config(cfg))
+    return datamodule, OGAN(recipe)
 
 
 def build_trainer(cfg: DictConfig, callbacks: list, resuming: bool = False, **overrides) -> pl.Trainer:
@@ -88,15 +90,24 @@ def build_trainer(cfg: DictConfig, callbacks: list, resuming: bool = False, **ov
         strategy=make_strategy(cfg.trainer.get("strategy", "auto"), cfg.trainer.devices, cfg.trainer.num_nodes),
         # Lightning counts each optimizer's steps; train.steps counts generator iterations.
         # The training batches shard themselves over ranks (ogan_pl.data.order): no DistributedSampler.
-        **{"max_steps": cfg.train.steps * optimizer_steps_per_iteration(cfg.train), "use_distributed_sampler": False,
-           **overrides},
+        **{
+            "max_steps": cfg.train.steps * optimizer_steps_per_iteration(cfg.train),
+            "use_distributed_sampler": False,
+            **overrides,
+        },
     )
     strategy = trainer.strategy
-    relaunches = (isinstance(strategy, GradientAllReduceDDP) and strategy.start_method == "popen"
-                  and not strategy.cluster_environment.creates_processes_externally and trainer.num_devices > 1)
+    relaunches = (
+        isinstance(strategy, GradientAllReduceDDP)
+        and strategy.start_method == "popen"
+        and not strategy.cluster_environment.creates_processes_externally
+        and trainer.num_devices > 1
+    )
     if relaunches and HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-        raise UserError("a Hydra multirun cannot re-launch DDP ranks as scripts (trainer.strategy=ddp); use "
-                        "trainer.strategy=ddp_spawn, or hydra/launcher=slurm where SLURM starts the ranks")
+        raise UserError(
+            "a Hydra multirun cannot re-launch DDP ranks as scripts (trainer.strategy=ddp); use "
+            "trainer.strategy=ddp_spawn, or hydra/launcher=slurm where SLURM starts the ranks"
+        )
     return trainer
 
 
@@ -104,14 +115,16 @@ def build_trainer(cfg: DictConfig, callbacks: list, resuming: bool = False, **ov
 RESUME_KEYS = (("model",), ("ogan", "disc_head"), ("optim", "encoder", "_name_"), ("optim", "generator", "_name_"))
 
 
-def check_resumable(cfg: DictConfig, checkpoint: dict, where: str) -> None:
+def check_resumable(cfg: DictConfig, checkpoint: Checkpoint, where: str) -> None:
     """Refuse a checkpoint whose model or optimizers differ from this run's, naming the first difference."""
-    stored, current = stored_config(checkpoint), plain_config(cfg)
+    stored, current = checkpoint.recipe.config, plain_config(cfg)
     for path in RESUME_KEYS:
         difference = first_difference(get_path(stored, path), get_path(current, path), ".".join(path))
         if difference:
-            raise UserError(f"{where} was trained with another model or optimizer ({difference}); resume with "
-                            "the same settings, or start afresh (resume=never, or another hydra.run.dir)")
+            raise UserError(
+                f"{where} was trained with another model or optimizer ({difference}); resume with "
+                "the same settings, or start afresh (resume=never, or another hydra.run.dir)"
+            )
 
 
 def resume_checkpoint(cfg: DictConfig, out_dir: Path) -> str | None:
@@ -156,8 +169,12 @@ def report_stop(signals: StopSignals, stop: SIGTERMException, model: OGAN | None
         what += f"; last.ckpt saved ({checkpoint.last_path})" if checkpoint is not None else ""
     will_requeue = signals.requeue_requested
     if process_rank() == 0:
-        log.warning("stopped by %s %s; %s", received.name, what, "requeueing the job" if will_requeue else
-                    "run again with the same run directory (resume=auto) to continue")
+        log.warning(
+            "stopped by %s %s; %s",
+            received.name,
+            what,
+            "requeueing the job" if will_requeue else "run again with the same run directory (resume=auto) to continue",
+        )
     if will_requeue:
         signals.requeue()  # submitit's handler exits here
     raise SystemExit(128 + int(received))
@@ -176,7 +193,7 @@ def run_result(trainer: pl.Trainer, model: OGAN) -> dict:
 def train(cfg: DictConfig) -> float | dict:
     """Train one run. Returns `cfg.optimized_metric`'s final value when set (what a sweeper
     minimises), else the run's result (also written to result.json in the run directory)."""
-    validate(cfg)
+    recipe = check_training(cfg)
     configure_torch(cfg)
     out_dir = Path(cfg.paths.output_dir)
     # ranks started by torchrun / SLURM / Lightning share the run directory: rank 0 holds it
@@ -184,16 +201,16 @@ def train(cfg: DictConfig) -> float | dict:
         ckpt_path = resume_checkpoint(cfg, out_dir)  # refuses before anything is written
         if process_rank() == 0:
             save_run_config(cfg, out_dir)
-        return fit(cfg, out_dir, ckpt_path)
+        return fit(cfg, recipe, out_dir, ckpt_path)
 
 
-def fit(cfg: DictConfig, out_dir: Path, ckpt_path: str | None) -> float | dict:
+def fit(cfg: DictConfig, recipe: Recipe, out_dir: Path, ckpt_path: str | None) -> float | dict:
     pl.seed_everything(cfg.seed, workers=True)
     with StopSignals(requeue=cfg.preemption.requeue) as signals:
         model, callbacks = None, []
         try:
             callbacks = build_callbacks(cfg.get("callbacks"))  # cheap: bad values fail before the data is read
-            datamodule, model = build_data_and_model(cfg)
+            datamodule, model = build_data_and_model(cfg, recipe)
             trainer = build_trainer(cfg, callbacks, resuming=ckpt_path is not None)
             # weights_only: a checkpoint cannot run code while it is loaded
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
@@ -205,14 +222,17 @@ def fit(cfg: DictConfig, out_dir: Path, ckpt_path: str | None) -> float | dict:
     result = run_result(trainer, model)
     if trainer.is_global_zero:
         result = write_result(out_dir, result)
-        log.info("finished at generator iteration %d (%.1f kimg); outputs in %s", result["g_iter"], result["kimg"],
-                 out_dir)
+        log.info(
+            "finished at generator iteration %d (%.1f kimg); outputs in %s", result["g_iter"], result["kimg"], out_dir
+        )
     name = cfg.get("optimized_metric")
     if not name:
         return result
     if name not in result["metrics"]:
-        raise UserError(f"optimized_metric={name} was not logged by this run (logged: "
-                        f"{', '.join(sorted(result['metrics']))}); for metrics/fid add callbacks=fid")
+        raise UserError(
+            f"optimized_metric={name} was not logged by this run (logged: "
+            f"{', '.join(sorted(result['metrics']))}); for metrics/fid add callbacks=fid"
+        )
     return result["metrics"][name]
 
 

@@ -12,14 +12,17 @@ In one process, after warm-up, each measurement repeated `bench.repeats` times (
 Images/s counts the real images a step shows E (batch_size x n_critic), per device.
 Prints a table and writes JSON (bench.out). The device is synchronised only at window edges.
 """
+
 import copy
 import datetime
+import itertools
 import json
 import logging
 import platform
 import statistics
 import time
 from pathlib import Path
+from typing import Literal
 
 import pytorch_lightning as pl
 import torch
@@ -28,10 +31,11 @@ from rich.console import Console
 from rich.table import Table
 from torch.utils.flop_counter import FlopCounterMode
 
+from ogan_pl.config.checks import check_training
+from ogan_pl.config.schema import Section, TrainConfig
 from ogan_pl.metrics import InceptionFeatures
 from ogan_pl.module import optimizer_steps_per_iteration
-from ogan_pl.parts.checks import validate
-from ogan_pl.parts.schema import BenchConfig
+from ogan_pl.registry.values import PositiveInt
 from ogan_pl.run.cli import run
 from ogan_pl.run.setup import configure_torch
 from ogan_pl.run.train import build_data_and_model, build_trainer, finish_wandb
@@ -41,6 +45,22 @@ from ogan_pl.utils.errors import UserError
 from ogan_pl.utils.io import atomic_write
 
 log = logging.getLogger(__name__)
+
+
+class BenchSection(Section):
+    repeats: PositiveInt
+    steps: PositiveInt
+    warmup: PositiveInt
+    batches: PositiveInt
+    eval_batches: PositiveInt
+    modes: list[Literal["raw", "cache"]]
+    out: str
+
+
+class BenchConfig(TrainConfig):
+    """conf/bench.yaml: a training config and the `bench` section."""
+
+    bench: BenchSection
 
 
 def summary(values: list[float]) -> dict:
@@ -62,7 +82,7 @@ class WindowTimer(pl.Callback):
 
 
 def window_rates(marks: list[float], steps: int, images_per_step: int) -> list[float]:
-    return [steps * images_per_step / (t1 - t0) for t0, t1 in zip(marks, marks[1:])]
+    return [steps * images_per_step / (t1 - t0) for t0, t1 in itertools.pairwise(marks)]
 
 
 def peak_memory_mb(device: torch.device) -> float | None:
@@ -79,8 +99,14 @@ def lightning_step(cfg: DictConfig, datamodule, model, images_per_step: int):
     b = cfg.bench
     timer = WindowTimer(b.warmup, b.steps)
     total = b.warmup + b.steps * b.repeats
-    trainer = build_trainer(cfg, [timer], enable_progress_bar=False, enable_model_summary=False,
-                            enable_checkpointing=False, max_steps=total * optimizer_steps_per_iteration(cfg.train))
+    trainer = build_trainer(
+        cfg,
+        [timer],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        max_steps=total * optimizer_steps_per_iteration(cfg.train),
+    )
     device = trainer.strategy.root_device
     reset_peak_memory(device)
     try:
@@ -191,8 +217,9 @@ def evaluation_rates(cfg: DictConfig, model, device: torch.device) -> dict:
 
     out = {"generate": summary(timed(lambda: G(z)))}
     try:
-        extractor = InceptionFeatures.load(cfg.metrics.inception_weights, download=False,
-                                           antialias=cfg.metrics.antialias).to(device)
+        extractor = InceptionFeatures.load(
+            cfg.metrics.inception_weights, download=False, antialias=cfg.metrics.antialias
+        ).to(device)
     except UserError as err:
         out["fid_features"] = {"skipped": str(err)}
         return out
@@ -202,10 +229,14 @@ def evaluation_rates(cfg: DictConfig, model, device: torch.device) -> dict:
 
 
 def environment(device: torch.device) -> dict:
-    return {"date": datetime.date.today().isoformat(), "device": torch.cuda.get_device_name(device)
-            if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, "
-                                          f"{torch.get_num_threads()} threads)",
-            "torch": torch.__version__, "pytorch_lightning": pl.__version__}
+    return {
+        "date": datetime.date.today().isoformat(),
+        "device": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+        "torch": torch.__version__,
+        "pytorch_lightning": pl.__version__,
+    }
 
 
 def print_table(result: dict) -> None:
@@ -226,18 +257,28 @@ def print_table(result: dict) -> None:
     Console().print(table)
     memory = result["peak_memory_mb"]
     flops = result["flops_per_step"]
-    speed = (f"FLOPs per step {flops / 1e9:.2f} G; achieved {result['tflops']['lightning']:.2f} TFLOP/s (Lightning), "
-             f"{result['tflops']['bare']:.2f} TFLOP/s (bare)" if flops is not None else "FLOPs per step: not counted")
-    print(f"{speed}; peak memory: " + (f"{memory['lightning']:.0f} MB (Lightning), {memory['bare']:.0f} MB (bare)"
-                                         if memory["lightning"] is not None else "n/a (CPU)"))
+    speed = (
+        f"FLOPs per step {flops / 1e9:.2f} G; achieved {result['tflops']['lightning']:.2f} TFLOP/s (Lightning), "
+        f"{result['tflops']['bare']:.2f} TFLOP/s (bare)"
+        if flops is not None
+        else "FLOPs per step: not counted"
+    )
+    print(
+        f"{speed}; peak memory: "
+        + (
+            f"{memory['lightning']:.0f} MB (Lightning), {memory['bare']:.0f} MB (bare)"
+            if memory["lightning"] is not None
+            else "n/a (CPU)"
+        )
+    )
 
 
 def bench(cfg: DictConfig) -> dict:
-    validate(cfg, BenchConfig)
+    recipe = check_training(cfg, BenchConfig)
     b = cfg.bench
     configure_torch(cfg)
     pl.seed_everything(cfg.seed, workers=True)
-    datamodule, model = build_data_and_model(cfg)
+    datamodule, model = build_data_and_model(cfg, recipe)
     n_critic = cfg.train.n_critic if cfg.train["update"] == "alternating" else 1
     images_per_step = datamodule.batch_size * n_critic
     bare_model = copy.deepcopy(model)  # the same initial weights for both loops
@@ -250,16 +291,29 @@ def bench(cfg: DictConfig) -> dict:
         return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
     loader = datamodule.train_dataloader()
-    pipeline = [images_per_second(loader, b.batches, b.warmup if i == 0 else 0, transfer=to_device,
-                                  sync=lambda: synchronize(device)) for i in range(b.repeats)]
+    pipeline = [
+        images_per_second(
+            loader, b.batches, b.warmup if i == 0 else 0, transfer=to_device, sync=lambda: synchronize(device)
+        )
+        for i in range(b.repeats)
+    ]
     result = {
         "environment": environment(device),
-        "config": {"model": cfg.model._name_,
-                   "resolution": cfg.dataset.resolution, "batch_size": datamodule.batch_size, "n_critic": n_critic,
-                   "update": cfg.train["update"], "precision": str(cfg.trainer.precision),
-                   "channels_last": model.channels_last, "compile": model.compile_networks,
-                   "float32_matmul_precision": cfg.speed.float32_matmul_precision, "dataset": cfg.dataset._name_,
-                   "warmup": b.warmup, "steps": b.steps, "repeats": b.repeats},
+        "config": {
+            "model": cfg.model._name_,
+            "resolution": cfg.dataset.resolution,
+            "batch_size": datamodule.batch_size,
+            "n_critic": n_critic,
+            "update": cfg.train["update"],
+            "precision": str(cfg.trainer.precision),
+            "channels_last": model.channels_last,
+            "compile": model.compile_networks,
+            "float32_matmul_precision": cfg.speed.float32_matmul_precision,
+            "dataset": cfg.dataset._name_,
+            "warmup": b.warmup,
+            "steps": b.steps,
+            "repeats": b.repeats,
+        },
         "lightning_step": summary(lightning),
         "bare_step": summary(bare),
         "input_pipeline": summary(pipeline),

@@ -9,6 +9,7 @@ and the table gives the work's speed (inversion: seconds of the inversion loop, 
 training: images/s over the last logging interval, from result.json), and each case's slowdown
 against the first policy alone. One JSON line per case goes to `--out`. Nothing else may run meanwhile.
 """
+
 import argparse
 import contextlib
 import json
@@ -39,14 +40,34 @@ def busy_loop(on: bool):
 
 
 def invert_command(args, policy: str, out: Path) -> list[str]:
-    return [sys.executable, "-m", "ogan_pl.tools.invert", f"ckpt={args.ckpt}", f"input={args.work / 'images'}",
-            f"output={out}", f"steps={args.steps}", "device=cpu", f"cpu_threads={policy}"]
+    return [
+        sys.executable,
+        "-m",
+        "ogan_pl.tools.invert",
+        f"ckpt={args.ckpt}",
+        f"input={args.work / 'images'}",
+        f"output={out}",
+        f"steps={args.steps}",
+        "device=cpu",
+        f"cpu_threads={policy}",
+    ]
 
 
 def train_command(args, policy: str, out: Path) -> list[str]:
-    return [sys.executable, "-m", "ogan_pl.run.train", f"hydra.run.dir={out}", f"train.steps={args.train_steps}",
-            "logger=none", "callbacks.quality=null", "callbacks.images=null", "callbacks.encoder_watch=null",
-            "trainer.log_every_n_steps=50", "trainer.accelerator=cpu", f"cpu_threads={policy}"]
+    return [
+        sys.executable,
+        "-m",
+        "ogan_pl.run.train",
+        f"hydra.run.dir={out}",
+        f"train.steps={args.train_steps}",
+        "logger=none",
+        "callbacks.quality=null",
+        "callbacks.images=null",
+        "callbacks.encoder_watch=null",
+        "trainer.log_every_n_steps=50",
+        "trainer.accelerator=cpu",
+        f"cpu_threads={policy}",
+    ]
 
 
 def invert_seconds(out: Path) -> float:
@@ -64,8 +85,17 @@ def run_case(args, task: str, policy: str, case: str, index: int) -> float:
     outs = [args.work / f"{task}_{policy}_{index}_{n}" for n in range(2 if case == "two at once" else 1)]
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}  # the policy decides
     with busy_loop(case == "beside a busy loop"):
-        processes = [subprocess.Popen(build(args, policy, out), env=env, cwd=args.work, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.PIPE, text=True) for out in outs]
+        processes = [
+            subprocess.Popen(
+                build(args, policy, out),
+                env=env,
+                cwd=args.work,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for out in outs
+        ]
         for process in processes:
             _, err = process.communicate()
             if process.returncode != 0:
@@ -75,10 +105,14 @@ def run_case(args, task: str, policy: str, case: str, index: int) -> float:
 
 
 def export_images(args) -> None:
-    subprocess.run([sys.executable, "-m", "ogan_pl.tools.export_images", "digits", str(args.work / "all"),
-                    "--split", "holdout"], check=True, stdout=subprocess.DEVNULL, cwd=args.work)
+    subprocess.run(
+        [sys.executable, "-m", "ogan_pl.tools.export_images", "digits", str(args.work / "all"), "--split", "holdout"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        cwd=args.work,
+    )
     (args.work / "images").mkdir()
-    for n, path in enumerate(sorted((args.work / "all").rglob("*.png"))[:args.images]):
+    for n, path in enumerate(sorted((args.work / "all").rglob("*.png"))[: args.images]):
         os.link(path, args.work / "images" / f"{n:04d}.png")
 
 
@@ -108,8 +142,15 @@ def bench(argv: list[str] | None) -> None:
         export_images(args)
         for task in tasks:
             unit = "s" if task == "invert" else "img/s"
-            print(f"\n{task}: " + (f"{args.images} digits, {args.steps} steps" if task == "invert" else
-                                    f"{args.train_steps} iterations of the default run") + f" ({unit})")
+            print(
+                f"\n{task}: "
+                + (
+                    f"{args.images} digits, {args.steps} steps"
+                    if task == "invert"
+                    else f"{args.train_steps} iterations of the default run"
+                )
+                + f" ({unit})"
+            )
             print("| cpu_threads | " + " | ".join(CASES) + " |\n|---|---|---|---|")
             base = None
             for policy in policies:
@@ -119,10 +160,21 @@ def bench(argv: list[str] | None) -> None:
                     base = base or value
                     slowdown = value / base if task == "invert" else base / value
                     cells.append(f"{value:.1f} ({slowdown:.1f}x)")
-                    append_jsonl(args.out, {"task": task, "cpu_threads": policy, "case": case, unit: round(value, 2),
-                                            "slowdown": round(slowdown, 2), "cores": os.cpu_count(),
-                                            "images": args.images, "steps": args.steps,
-                                            "train_steps": args.train_steps, "time": now_iso()})
+                    append_jsonl(
+                        args.out,
+                        {
+                            "task": task,
+                            "cpu_threads": policy,
+                            "case": case,
+                            unit: round(value, 2),
+                            "slowdown": round(slowdown, 2),
+                            "cores": os.cpu_count(),
+                            "images": args.images,
+                            "steps": args.steps,
+                            "train_steps": args.train_steps,
+                            "time": now_iso(),
+                        },
+                    )
                 print(f"| {policy} | " + " | ".join(cells) + " |", flush=True)
 
 

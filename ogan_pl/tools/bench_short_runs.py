@@ -9,6 +9,7 @@ run it with nothing else running.
 
     ogan-bench-short-runs [--models dcgan resnet] [--limit 60] [--out short_runs.json]
 """
+
 import argparse
 import json
 import os
@@ -32,12 +33,18 @@ def models() -> list[str]:
 
 def time_run(model: str, workdir: Path) -> dict:
     run_dir = workdir / model
-    command = [sys.executable, "-m", "ogan_pl.run.train", f"model={model}", *ARGS, f"hydra.run.dir={run_dir}",
-               f"paths.cache_dir={workdir / 'cache'}"]
+    command = [
+        sys.executable,
+        "-m",
+        "ogan_pl.run.train",
+        f"model={model}",
+        *ARGS,
+        f"hydra.run.dir={run_dir}",
+        f"paths.cache_dir={workdir / 'cache'}",
+    ]
     env = {**os.environ, "WANDB_MODE": "offline", "PYTHONWARNINGS": "ignore"}
     start = time.monotonic()
-    proc = subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    proc = subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     last_step, lines = None, []
     for line in proc.stdout:
         lines.append(line)
@@ -46,9 +53,14 @@ def time_run(model: str, workdir: Path) -> dict:
     code = proc.wait()
     end = time.monotonic()
     skipped = [m.group(1) for line in lines if (m := re.search(r"end of run: (.+?) skipped", line))]
-    return {"model": model, "exit_code": code, "wall_s": round(end - start, 1),
-            "after_last_step_s": round(end - last_step, 1) if last_step else None, "skipped": skipped,
-            "tail": "".join(lines[-5:]) if code else ""}
+    return {
+        "model": model,
+        "exit_code": code,
+        "wall_s": round(end - start, 1),
+        "after_last_step_s": round(end - last_step, 1) if last_step else None,
+        "skipped": skipped,
+        "tail": "".join(lines[-5:]) if code else "",
+    }
 
 
 def time_short_runs(argv=None) -> int:
@@ -65,8 +77,11 @@ def time_short_runs(argv=None) -> int:
         for model in args.models or models():
             result = time_run(model, Path(tmp))
             results.append(result)
-            print(f"{model:<10} exit {result['exit_code']}  wall {result['wall_s']:6.1f} s  after the last step "
-                  f"{result['after_last_step_s']} s  skipped: {', '.join(result['skipped']) or '-'}", flush=True)
+            print(
+                f"{model:<10} exit {result['exit_code']}  wall {result['wall_s']:6.1f} s  after the last step "
+                f"{result['after_last_step_s']} s  skipped: {', '.join(result['skipped']) or '-'}",
+                flush=True,
+            )
             if result["exit_code"]:
                 print(result["tail"], file=sys.stderr)
     if args.out:

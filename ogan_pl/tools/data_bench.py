@@ -3,12 +3,12 @@
 Measures decoding on the fly (raw) and the decode-once cache, each after a warm-up, iterating the
 same DataLoader that training uses (workers, pinned memory, batch size from the dataset config).
 """
+
 import time
 
 from omegaconf import DictConfig
 
-from ogan_pl.parts.plugins import load_plugins
-from ogan_pl.parts.registry import DATASETS
+from ogan_pl.registry.registries import DATASETS
 from ogan_pl.run.cli import run
 from ogan_pl.utils.nested import plain_config
 
@@ -16,6 +16,7 @@ from ogan_pl.utils.nested import plain_config
 def images_per_second(loader, batches: int, warmup: int, transfer=None, sync=None) -> float:
     """Batches of `loader` per second, each passed through `transfer` (e.g. to the device); `sync`
     waits for the device at the end of the timed window."""
+
     def endless():
         while True:
             yield from loader
@@ -33,7 +34,6 @@ def images_per_second(loader, batches: int, warmup: int, transfer=None, sync=Non
 
 
 def bench(cfg: DictConfig) -> dict[str, float]:
-    load_plugins(cfg.get("plugins") or [])
     has_cache = "cache" in cfg.dataset
     modes = list(cfg.bench.modes) if has_cache else ["memory"]
     results = {}
@@ -45,8 +45,11 @@ def bench(cfg: DictConfig) -> dict[str, float]:
         setup_s = time.perf_counter() - start
         rate = images_per_second(datamodule.train_dataloader(), cfg.bench.batches, cfg.bench.warmup)
         results[mode] = rate
-        print(f"{mode:>6}: {rate:10.0f} images/s  ({cfg.dataset.resolution}x{cfg.dataset.resolution}, "
-              f"batch {datamodule.batch_size}, {datamodule.num_workers} workers; setup {setup_s:.1f} s)", flush=True)
+        print(
+            f"{mode:>6}: {rate:10.0f} images/s  ({cfg.dataset.resolution}x{cfg.dataset.resolution}, "
+            f"batch {datamodule.batch_size}, {datamodule.num_workers} workers; setup {setup_s:.1f} s)",
+            flush=True,
+        )
     return results
 
 

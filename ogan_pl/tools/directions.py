@@ -1,24 +1,41 @@
 """`ogan-directions ckpt=PATH method=class_mean target=7 output=FILE` (or `python -m
 ogan_pl.tools.directions`): fit editing directions in code space and save them with their provenance."""
+
 import sys
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from ogan_pl.edits import SUPERVISED, dataset_labels, fit_directions, model_fingerprint, save_directions
+from ogan_pl.config.schema import ModelCommandConfig
+from ogan_pl.data.user_images import image_files, read_images, read_labels
+from ogan_pl.edits import dataset_labels, fit_directions, model_fingerprint, save_directions
+from ogan_pl.method.directions import METHODS, SUPERVISED
 from ogan_pl.metrics.encoder import latent_all
 from ogan_pl.module import OGAN
-from ogan_pl.parts.plugins import load_plugins
-from ogan_pl.parts.schema import DirectionsConfig, check_sections
+from ogan_pl.registry.values import PositiveInt, one_of
 from ogan_pl.run.cli import run
-from ogan_pl.run.evaluate import build_datamodule
+from ogan_pl.run.models import checkpoint_datamodule, open_model
 from ogan_pl.run.outputs import check_writable
-from ogan_pl.run.setup import pick_device
-from ogan_pl.user_images import image_files, read_images, read_labels
 from ogan_pl.utils.errors import UserError
 from ogan_pl.utils.io import now_iso
-from ogan_pl.utils.nested import plain_config
+
+
+class DirectionsConfig(ModelCommandConfig):
+    """conf/directions.yaml."""
+
+    batch_size: PositiveInt
+    output: str
+    overwrite: bool
+    method: one_of(METHODS)
+    attribute: str
+    target: str | int | None
+    source: str | int | None
+    k: PositiveInt
+    input: str | None
+    labels: str | None
+    resize: bool
+    n_images: PositiveInt | None
 
 
 def labelled_codes(cfg: DictConfig, model: OGAN):
@@ -28,38 +45,54 @@ def labelled_codes(cfg: DictConfig, model: OGAN):
         files = image_files(cfg.input)
         images = read_images(files, dataset["resolution"], dataset["channels"], cfg.resize)
         labels = read_labels(cfg.labels, files, Path(cfg.input)) if cfg.labels is not None else None
-        return latent_all(model, images, cfg.batch_size, cfg.use_ema), labels, {"input": str(cfg.input),
-                                                                              "labels": cfg.labels}
+        return (
+            latent_all(model, images, cfg.batch_size, cfg.use_ema),
+            labels,
+            {"input": str(cfg.input), "labels": cfg.labels},
+        )
     if cfg.labels is not None:
         raise UserError("labels=CSV goes with input=DIR (the images it labels)")
-    datamodule = build_datamodule(model.hparams.config, OmegaConf.create({}), cfg.paths.cache_dir)
+    datamodule = checkpoint_datamodule(model, cfg.paths.cache_dir)
     datamodule.setup()
     n = len(datamodule.train_set) if cfg.n_images is None else min(cfg.n_images, len(datamodule.train_set))
     if cfg.n_images is not None and cfg.n_images > n:
-        print(f"note: n_images={cfg.n_images} but the training split holds {n} images: using all {n}",
-              file=sys.stderr, flush=True)
+        print(
+            f"note: n_images={cfg.n_images} but the training split holds {n} images: using all {n}",
+            file=sys.stderr,
+            flush=True,
+        )
     batch = datamodule.first_batch("train", n)
     labels = dataset_labels(batch, cfg.attribute) if cfg.method in SUPERVISED else None
-    return latent_all(model, batch["image"], cfg.batch_size, cfg.use_ema), labels, {
-        "dataset": dataset["_name_"], "split": "train", "n_images": n, "attribute": cfg.attribute}
+    return (
+        latent_all(model, batch["image"], cfg.batch_size, cfg.use_ema),
+        labels,
+        {"dataset": dataset["_name_"], "split": "train", "n_images": n, "attribute": cfg.attribute},
+    )
 
 
 def directions(cfg: DictConfig) -> dict:
-    check_sections(plain_config(cfg), DirectionsConfig)
     if Path(cfg.output).exists() and not Path(cfg.output).is_file():
-        raise UserError(f"output={cfg.output} is a folder or a device; give the directions file's name "
-                        "(e.g. output=to7.pt)")
+        raise UserError(
+            f"output={cfg.output} is a folder or a device; give the directions file's name (e.g. output=to7.pt)"
+        )
     if Path(cfg.output).exists() and not cfg.overwrite:
         raise UserError(f"output={cfg.output} exists; give another name, or overwrite=true to replace it")
     check_writable(Path(cfg.output))
-    load_plugins(cfg.plugins)
-    model = OGAN.load_from_checkpoint(cfg.ckpt, pick_device(cfg.device)).eval()
+    model = open_model(cfg.ckpt, cfg.device)
     codes, labels, source = (None, None, {}) if cfg.method == "sefa" else labelled_codes(cfg, model)
     found, names = fit_directions(model, cfg.method, codes, labels, cfg.target, cfg.source, cfg.k, cfg.use_ema)
-    provenance = {"ckpt": str(Path(cfg.ckpt).resolve()), "g_iter": model.g_iter, "model": model_fingerprint(model),
-                  "method": cfg.method,
-                  "target": cfg.target, "source": cfg.source, "use_ema": cfg.use_ema, "time": now_iso(),
-                  "codes": "z = s * N(E(x))", **source}
+    provenance = {
+        "ckpt": str(Path(cfg.ckpt).resolve()),
+        "g_iter": model.g_iter,
+        "model": model_fingerprint(model),
+        "method": cfg.method,
+        "target": cfg.target,
+        "source": cfg.source,
+        "use_ema": cfg.use_ema,
+        "time": now_iso(),
+        "codes": "z = s * N(E(x))",
+        **source,
+    }
     try:
         path = save_directions(cfg.output, found, names, provenance)
     except OSError as err:
@@ -71,7 +104,7 @@ def directions(cfg: DictConfig) -> dict:
 
 def main() -> None:
     """The `ogan-directions` console script."""
-    run("directions", directions)
+    run("directions", directions, DirectionsConfig)
 
 
 if __name__ == "__main__":

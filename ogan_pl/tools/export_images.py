@@ -9,14 +9,14 @@ that it can be trained through `dataset=image_folder` like a user's own images:
 OUT appears whole or not at all (ogan_pl.run.outputs); `--overwrite` replaces an earlier export, and
 `--resume` finishes an interrupted one.
 """
+
 import argparse
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from ogan_pl.parts.plugins import load_plugins
-from ogan_pl.parts.registry import DATASETS
+from ogan_pl.registry.registries import DATASETS
 from ogan_pl.run.cli import dataset_defaults, run_plain
 from ogan_pl.run.outputs import FLAG_OPTIONS, check_output, staged_output
 from ogan_pl.utils.console import image_progress
@@ -55,7 +55,6 @@ def export(datamodule, out: Path, splits: tuple[str, ...]) -> tuple[int, int]:
 
 
 def export_command(args: argparse.Namespace) -> None:
-    load_plugins()
     check_output(args.out, TOOL, key="out", overwrite=args.overwrite, resume=args.resume, options=FLAG_OPTIONS)
     # a dataset file may name a registered class of another name (lsun_church: the lsun class)
     bad = [o for o in args.overrides if not o.startswith("dataset.") or "=" not in o]
@@ -66,8 +65,9 @@ def export_command(args: argparse.Namespace) -> None:
         config["resolution"] = args.resolution
     datamodule = DATASETS.build(config, "dataset")
     settings = {"dataset": config, "split": args.split}
-    with staged_output(args.out, TOOL, key="out", overwrite=args.overwrite, resume=args.resume,
-                       settings=settings, options=FLAG_OPTIONS) as out:
+    with staged_output(
+        args.out, TOOL, key="out", overwrite=args.overwrite, resume=args.resume, settings=settings, options=FLAG_OPTIONS
+    ) as out:
         n, earlier = export(datamodule, out, ("train", "holdout") if args.split == "all" else (args.split,))
     print(f"wrote {n} images to {args.out}" + (f" ({earlier} written earlier)" if earlier else ""))
 

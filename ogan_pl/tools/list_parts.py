@@ -1,10 +1,13 @@
 """`ogan-parts [plugins=[mylab.ogan_parts]]` (or `python -m ogan_pl.tools.list_parts`): every
 registered part, with its arguments, their types and defaults."""
+
 import inspect
 import sys
+from typing import Any
 
-from ogan_pl.parts.plugins import load_plugins, plugins_from_argv
-from ogan_pl.parts.registry import REGISTRIES
+from ogan_pl.registry.plugins import load_plugins, plugins_from_argv
+from ogan_pl.registry.registries import REGISTRIES
+from ogan_pl.registry.values import describe_type
 from ogan_pl.run.exits import exit_with
 from ogan_pl.utils.errors import UserError
 
@@ -20,10 +23,8 @@ def describe() -> str:
         for name, qualname, args in registry.describe():
             lines.append(f"  {name:<14} {qualname}")
             for arg in args.values():
-                annotation = "" if arg.annotation is inspect.Parameter.empty else (
-                    arg.annotation if isinstance(arg.annotation, str) else getattr(arg.annotation, "__name__",
-                                                                                    str(arg.annotation)))
-                lines.append(f"      {arg.name}{': ' + str(annotation) if annotation else ''} = {_format_default(arg)}")
+                kind = "" if arg.annotation in (inspect.Parameter.empty, Any) else describe_type(arg.annotation)
+                lines.append(f"      {arg.name}{': ' + kind if kind else ''} = {_format_default(arg)}")
     return "\n".join(lines)
 
 

@@ -5,6 +5,7 @@ N generated feature vectors (random Gaussian features: the time depends on N, D 
 The real k-NN radii are computed once per run of a metric and reused by every later evaluation;
 both times are shown: the first evaluation (radii included) and a later one.
 """
+
 import argparse
 import sys
 import time
@@ -51,8 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     for n in args.n:
         for dim in args.dim:
             t = time_prdc(n, dim, device, args.chunk)
-            print(f"| {n:,} | {dim} | {device} | {args.chunk} | {t['radii_s']:.1f} | {t['evaluation_s']:.1f} | "
-                  f"{t['radii_s'] + t['evaluation_s']:.1f} |", flush=True)
+            print(
+                f"| {n:,} | {dim} | {device} | {args.chunk} | {t['radii_s']:.1f} | {t['evaluation_s']:.1f} | "
+                f"{t['radii_s'] + t['evaluation_s']:.1f} |",
+                flush=True,
+            )
     return 0
 
 

@@ -2,6 +2,7 @@
 the scores of each run's `checkpoints/metrics.jsonl` against the generator iteration, one panel per
 score, one line per run, as one PNG (the health curves of docs/results.md). Needs matplotlib
 (`pip install ogan_pl[plot]`)."""
+
 import argparse
 import importlib
 import json
@@ -64,10 +65,10 @@ def plot(runs: dict[str, dict[str, list[tuple[int, float]]]], out: Path, title: 
     columns = min(4, len(panels))
     rows = (len(panels) + columns - 1) // columns
     fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False)
-    for ax, (key, name) in zip(axes.flat, panels):
+    for ax, (key, name) in zip(axes.flat, panels, strict=False):
         for label, curves in runs.items():
             if key in curves:
-                x, y = zip(*curves[key])
+                x, y = zip(*curves[key], strict=True)
                 ax.plot(x, y, label=label, linewidth=1.2)
         if key in LOG_SCALE:
             ax.set_yscale("log")
@@ -75,7 +76,7 @@ def plot(runs: dict[str, dict[str, list[tuple[int, float]]]], out: Path, title: 
         ax.set_xlabel("generator iteration", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
     if title:
@@ -110,7 +111,7 @@ def plot_command(argv: list[str] | None) -> int:
         exit_with(f"--out {out}: the plot is a PNG; give a path ending in .png")
     if out.is_dir() or not out.parent.is_dir() or not os.access(out.parent, os.W_OK):
         exit_with(f"--out {out}: cannot write there (a folder, or its folder is missing or read-only)")
-    drawn = plot({label: read_curves(d) for label, d in zip(labels, dirs)}, out, args.title)
+    drawn = plot({label: read_curves(d) for label, d in zip(labels, dirs, strict=True)}, out, args.title)
     print(f"{out}: {len(dirs)} run(s), panels {', '.join(drawn)}")
     return 0
 

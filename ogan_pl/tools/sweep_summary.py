@@ -1,6 +1,7 @@
 """`ogan-sweep-summary SWEEP_DIR [SWEEP_DIR ...]` (or `python -m ogan_pl.tools.sweep_summary`): the
 jobs of one or more multirun directories as a Markdown table, grouped by what sets them apart
 (the seed ignored), each cell the mean and spread over seeds."""
+
 import argparse
 import sys
 from pathlib import Path
@@ -56,7 +57,7 @@ def mean_spread(values: list[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for a single value)."""
     mean = sum(values) / len(values)
     var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
-    return mean, var ** 0.5
+    return mean, var**0.5
 
 
 def seed_table(records: list[dict], columns=TABLE_COLUMNS) -> str:
@@ -76,13 +77,16 @@ def seed_table(records: list[dict], columns=TABLE_COLUMNS) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     failed = [r for r in records if r.get("status") != "finished"]
     if failed:
-        lines.append(f"\n{len(failed)} job(s) without a result: " + ", ".join(r.get("output_dir", r["job"]) for r in failed))
+        lines.append(
+            f"\n{len(failed)} job(s) without a result: " + ", ".join(r.get("output_dir", r["job"]) for r in failed)
+        )
     return "\n".join(lines)
 
 
 def summarize(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ogan-sweep-summary",
-                                     description="Mean and spread over seeds of one or more multirun directories.")
+    parser = argparse.ArgumentParser(
+        prog="ogan-sweep-summary", description="Mean and spread over seeds of one or more multirun directories."
+    )
     parser.add_argument("sweep_dirs", nargs="+", help="multirun directories (each holds one folder per job)")
     args = parser.parse_args(argv)
     records = []

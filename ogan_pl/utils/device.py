@@ -1,4 +1,5 @@
 """Waiting for a device: timings of GPU work end only when the queued kernels have run."""
+
 import torch
 
 

@@ -8,6 +8,7 @@ networks at every step. `GradientAllReduceDDP` does what NVlabs' StyleGAN2-ADA t
 instead: no wrapper; identical initial states (broadcast from rank 0); before each optimizer step,
 one all-reduce averages the gradients of exactly the parameters that optimizer updates.
 """
+
 import os
 
 import torch
@@ -43,7 +44,7 @@ def all_reduce_mean_(tensors: list[Tensor]) -> None:
     flat.div_(dist.get_world_size())
     offset = 0
     for t in tensors:
-        t.copy_(flat[offset:offset + t.numel()].view_as(t))
+        t.copy_(flat[offset : offset + t.numel()].view_as(t))
         offset += t.numel()
 
 
@@ -60,8 +61,9 @@ class GradientAllReduceDDP(DDPStrategy):
     def optimizer_step(self, optimizer, closure, model=None, **kwargs):
         if self.world_size > 1:
             # before the precision plugin's step: gradient clipping and AMP unscaling see the average
-            all_reduce_mean_([p.grad for group in optimizer.param_groups for p in group["params"]
-                              if p.grad is not None])
+            all_reduce_mean_(
+                [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+            )
         return super().optimizer_step(optimizer, closure, model, **kwargs)
 
 
@@ -94,5 +96,7 @@ def make_strategy(strategy, devices, num_nodes: int):
         return GradientAllReduceDDP(start_method=DDP_START_METHODS[strategy])
     if strategy in ("auto", "single_device"):
         return strategy
-    raise UserError(f"trainer.strategy={strategy!r} is not supported; use auto, ddp or ddp_spawn "
-                    "(O-GAN's separate E and G updates need their own gradient averaging)")
+    raise UserError(
+        f"trainer.strategy={strategy!r} is not supported; use auto, ddp or ddp_spawn "
+        "(O-GAN's separate E and G updates need their own gradient averaging)"
+    )

@@ -1,9 +1,11 @@
 """File writes that a kill or a crash can never leave half-done."""
+
 import datetime
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
 import torch
 

@@ -1,4 +1,5 @@
 """DataLoaders: the options every training-data loader shares, and a loader's first items in one batch."""
+
 import signal
 
 import torch
@@ -18,8 +19,12 @@ def ignore_stop_signals(worker_id: int) -> None:
 def worker_options(num_workers: int, pin_memory: bool = True, persistent_workers: bool = True) -> dict:
     """DataLoader arguments for `num_workers` workers: pinned memory only when there is a GPU to copy
     to, persistent workers only when there are workers, and workers that ignore stop signals."""
-    return {"num_workers": num_workers, "pin_memory": pin_memory and torch.cuda.is_available(),
-            "persistent_workers": persistent_workers and num_workers > 0, "worker_init_fn": ignore_stop_signals}
+    return {
+        "num_workers": num_workers,
+        "pin_memory": pin_memory and torch.cuda.is_available(),
+        "persistent_workers": persistent_workers and num_workers > 0,
+        "worker_init_fn": ignore_stop_signals,
+    }
 
 
 def collate(batch):
@@ -30,8 +35,11 @@ def collate(batch):
 def first_items(data, n: int | None = None, batch_size: int = 1024) -> dict:
     """The first n items (all with n=None) of a DataLoader, or of a Dataset of dict items, collated
     into one dict of CPU tensors."""
-    loader = data if isinstance(data, DataLoader) else DataLoader(data, batch_size=batch_size, shuffle=False,
-                                                                  collate_fn=collate)
+    loader = (
+        data
+        if isinstance(data, DataLoader)
+        else DataLoader(data, batch_size=batch_size, shuffle=False, collate_fn=collate)
+    )
     parts: dict[str, list] = {}
     count = 0
     for batch in loader:

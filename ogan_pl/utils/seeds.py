@@ -3,6 +3,7 @@
 Every random draw of training is a function of these four numbers, so ranks draw different values
 and a resumed run draws the same values at the same step as an uninterrupted one.
 """
+
 import enum
 
 import numpy as np
@@ -10,6 +11,7 @@ import numpy as np
 
 class Stream(enum.IntEnum):
     """The independent streams (the numbers are part of every checkpoint's reproducibility: never renumber)."""
+
     NOISE = 0  # z of each generator iteration
     DEVICE = 1  # the device's global generator (dropout-like randomness inside parts)
     FLIPS = 2  # random horizontal flips of a batch

@@ -14,6 +14,7 @@ Two modes, by where the run is:
 
 A second Ctrl-C exits at once (code 130) on rank 0.
 """
+
 import contextlib
 import logging
 import os
@@ -109,8 +110,11 @@ class StopSignals:
     @property
     def requeue_requested(self) -> bool:
         """A requeue signal arrived, requeueing is on, and this is a SLURM job."""
-        return (self.requeue_allowed and self.received in REQUEUE_SIGNALS
-                and (callable(self._previous.get(self.received)) or "SLURM_JOB_ID" in os.environ))
+        return (
+            self.requeue_allowed
+            and self.received in REQUEUE_SIGNALS
+            and (callable(self._previous.get(self.received)) or "SLURM_JOB_ID" in os.environ)
+        )
 
     def requeue(self) -> bool:
         """Requeue this SLURM job after the save: through submitit's handler when it launched the job
@@ -127,7 +131,7 @@ class StopSignals:
         if "SLURM_ARRAY_JOB_ID" in os.environ:
             job_id = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
         try:
-            done = subprocess.run(["scontrol", "requeue", job_id], capture_output=True, text=True)
+            done = subprocess.run(["scontrol", "requeue", job_id], capture_output=True, text=True, check=False)
         except FileNotFoundError:
             log.warning("cannot requeue SLURM job %s: scontrol is not on PATH", job_id)
             return False

@@ -17,6 +17,7 @@ in the main thread, whose OpenMP settings are the ones torch's work uses) it rea
 `cpu_threads=N`, or OMP_NUM_THREADS set in the environment, fixes the count instead; so does a
 machine without /proc or a process where SIGALRM is already taken.
 """
+
 import contextlib
 import os
 import signal
@@ -56,8 +57,14 @@ class ThreadGovernor:
     """Between 1 and `most` torch threads, by the rules of the module docstring; `tick()` takes one
     reading and applies it (called from the main thread)."""
 
-    def __init__(self, most: int, clock=time.monotonic, idle=_idle_jiffies, waiting=_waiting_ns,
-                 set_threads=torch.set_num_threads):
+    def __init__(
+        self,
+        most: int,
+        clock=time.monotonic,
+        idle=_idle_jiffies,
+        waiting=_waiting_ns,
+        set_threads=torch.set_num_threads,
+    ):
         self.most, self.threads = most, most
         self._clock, self._idle, self._waiting, self._set = clock, idle, waiting, set_threads
         self._hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -106,9 +113,13 @@ def parse_threads(value) -> int | None:
 
 
 def _can_govern() -> bool:
-    return (threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
-            and Path("/proc/self/task").is_dir() and Path("/proc/stat").is_file()
-            and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None))
+    return (
+        threading.current_thread() is threading.main_thread()
+        and hasattr(signal, "setitimer")
+        and Path("/proc/self/task").is_dir()
+        and Path("/proc/stat").is_file()
+        and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None)
+    )
 
 
 @contextlib.contextmanager

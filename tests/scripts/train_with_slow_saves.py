@@ -3,6 +3,7 @@
 That write puts half of its bytes into the temporary file, writes the temporary file's path to
 SLOW_SAVE_MARKER and sleeps, so that a test can SIGKILL the process in the middle of a save.
 """
+
 import io
 import os
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import torch  # noqa: E402
+import torch
 
 real_save = torch.save
 checkpoint_writes = 0
@@ -34,9 +35,9 @@ def slow_save(obj, f, *args, **kwargs):
 
 torch.save = slow_save
 
-from ogan_pl.run.cli import run  # noqa: E402
-from ogan_pl.run.train import train  # noqa: E402
-from ogan_pl.utils.io import atomic_write  # noqa: E402
+from ogan_pl.run.cli import run  # noqa: E402 - after torch.save is replaced above
+from ogan_pl.run.train import train  # noqa: E402 - after torch.save is replaced above
+from ogan_pl.utils.io import atomic_write  # noqa: E402 - after torch.save is replaced above
 
 if __name__ == "__main__":
     run("config", train, handles_stops=True)

@@ -9,17 +9,19 @@ A config node is turned into an object only through `Registry.build`, and only a
 has checked it: the name matches a registered part exactly (its registry name, or the exact
 `module.QualName` of the registered class) before anything is imported, every other key is an
 argument of that class's constructor, every value is plain data (numbers, strings, booleans,
-null, and lists and dicts of them) of the type the constructor's annotation declares (ogan_pl.parts.values:
+null, and lists and dicts of them) of the type the constructor's annotation declares (ogan_pl.registry.values:
 `model.z_dim=abc` is one line, not a traceback from deep inside the part). Nothing here imports a module or calls anything named by a
 string: a config read from a stranger's checkpoint can only choose among registered parts.
 """
+
 import inspect
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-from ogan_pl.parts.values import NAME_KEY, check_plain, check_type, did_you_mean
+from ogan_pl.registry.plugins import load_builtins
+from ogan_pl.registry.values import NAME_KEY, check_plain, check_type, did_you_mean
 from ogan_pl.utils.errors import UserError
 
 
@@ -41,9 +43,14 @@ class Argument:
 @dataclass(frozen=True)
 class Resolved:
     """A checked config node: the registered class and its keyword arguments (plain values)."""
+
     cls: type
     kwargs: dict
     key: str
+
+    def build(self, **runtime) -> Any:
+        """The part, with the arguments the code passes itself (an optimizer's `params`)."""
+        return self.cls(**self.kwargs, **runtime)
 
 
 class Registry:
@@ -73,12 +80,14 @@ class Registry:
         return add if cls is None else add(cls)
 
     def names(self) -> list[str]:
+        load_builtins()
         return sorted(self._parts)
 
     def __contains__(self, name: str) -> bool:
         return self._find(name) is not None
 
     def _find(self, name: Any) -> type | None:
+        load_builtins()
         if not isinstance(name, str):
             return None
         if name in self._parts:
@@ -89,9 +98,11 @@ class Registry:
         cls = self._find(name)
         if cls is None:
             where = f"{key}: " if key else ""
-            raise UserError(f"{where}unknown {self.kind} {name!r}; {did_you_mean(str(name), self.names())}"
-                            f"registered: {', '.join(self.names())} "
-                            f"(a part of your own: register it in a module and pass plugins=[your.module])")
+            raise UserError(
+                f"{where}unknown {self.kind} {name!r}; {did_you_mean(str(name), self.names())}"
+                f"registered: {', '.join(self.names())} "
+                f"(a part of your own: register it in a module and pass plugins=[your.module])"
+            )
         return cls
 
     def arguments(self, cls: type) -> dict[str, Argument]:
@@ -108,7 +119,7 @@ class Registry:
             params = list(inspect.signature(klass.__init__).parameters.values())[1:]
             try:
                 hints = typing.get_type_hints(klass.__init__, include_extras=True)
-            except Exception:  # an annotation that does not evaluate: that argument goes unchecked
+            except Exception:  # noqa: BLE001 - an annotation that does not evaluate: that argument goes unchecked
                 hints = {}
             for p in params:
                 if p.kind in (p.POSITIONAL_ONLY, p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.name in self.runtime:
@@ -132,8 +143,10 @@ class Registry:
         accepted = self.arguments(cls)
         for arg in args:
             if arg not in accepted:
-                raise UserError(f"{key}.{arg}: {self.kind} {name!r} has no argument {arg!r}; "
-                                f"it takes: {', '.join(accepted) or 'none'}")
+                raise UserError(
+                    f"{key}.{arg}: {self.kind} {name!r} has no argument {arg!r}; "
+                    f"it takes: {', '.join(accepted) or 'none'}"
+                )
         missing = [a.name for a in accepted.values() if a.required and a.name not in args]
         if missing:
             raise UserError(f"{key}.{missing[0]} is required by {self.kind} {name!r}; set {key}.{missing[0]}=...")
@@ -141,11 +154,11 @@ class Registry:
         return Resolved(cls, args, key)
 
     def build(self, node: Any, key: str, **runtime) -> Any:
-        resolved = node if isinstance(node, Resolved) else self.resolve(node, key)
-        return resolved.cls(**resolved.kwargs, **runtime)
+        return (node if isinstance(node, Resolved) else self.resolve(node, key)).build(**runtime)
 
     def describe(self) -> list[tuple[str, str, dict[str, Argument]]]:
         """(name, qualified class name, arguments) of every registered part."""
+        load_builtins()
         return [(name, qualified_name(cls), self.arguments(cls)) for name, cls in sorted(self._parts.items())]
 
 
@@ -156,5 +169,11 @@ DATASETS = Registry("dataset", "datasets", runtime=("batches_per_step",))
 METRICS = Registry("metric", "metrics")
 AUGMENTS = Registry("augmentation", "augmentations")
 
-REGISTRIES = {"model": ARCHITECTURES, "loss": LOSSES, "optim": OPTIMIZERS, "dataset": DATASETS, "metrics": METRICS,
-              "augment": AUGMENTS}
+REGISTRIES = {
+    "model": ARCHITECTURES,
+    "loss": LOSSES,
+    "optim": OPTIMIZERS,
+    "dataset": DATASETS,
+    "metrics": METRICS,
+    "augment": AUGMENTS,
+}

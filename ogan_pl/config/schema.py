@@ -4,13 +4,14 @@
   keys) are pydantic models below: types, ranges, choices and unknown keys (a typo such as
   `+train.step=3`) come from their fields.
 - A registered part (model, loss, augment, optimizer, dataset, metric) is checked against its
-  constructor's type-annotated signature (ogan_pl.parts.registry): one declaration per part, and a part a
+  constructor's type-annotated signature (ogan_pl.registry.registries): one declaration per part, and a part a
   user adds is checked the same way. Ranges that depend on other values stay in the part itself.
 - `trainer` is checked against `pytorch_lightning.Trainer`'s signature, plus the few values Lightning
   would only reject deep inside (devices, precision, an accelerator this machine lacks).
 
 A failure is one line: `key=value` and what it must be.
 """
+
 import inspect
 import typing
 from typing import Annotated, Any, Literal
@@ -20,9 +21,17 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ogan_pl.method.head import HEADS
-from ogan_pl.method.inversion import INITS
 from ogan_pl.method.schedule import DECAY_SHAPES
-from ogan_pl.parts.values import check_type, did_you_mean, must_be
+from ogan_pl.registry.values import (
+    NonNegativeInt,
+    PositiveFinite,
+    PositiveInt,
+    check_type,
+    did_you_mean,
+    finite,
+    must_be,
+    one_of,
+)
 from ogan_pl.utils.errors import UserError
 
 
@@ -37,8 +46,6 @@ def _one_line(key: str, value: Any, error: dict, known: list[str], description: 
 
 
 # ----------------------------------------------------------------- ogan_pl's own sections
-PositiveInt = Annotated[int, Field(ge=1, strict=True)]
-PositiveFinite = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 CpuThreads = str | int  # auto or a count: checked by ogan_pl.utils.threads.parse_threads before any command runs
 
 
@@ -46,34 +53,74 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class CommandConfig(Section):
+    """What every command's config holds (conf/*.yaml): its name, the user's plugins, the CPU thread
+    policy and the paths."""
+
+    task_name: str
+    plugins: list[str]
+    cpu_threads: CpuThreads
+    paths: dict
+
+
+class ModelCommandConfig(CommandConfig):
+    """A command that opens a trained model (ogan_pl.run.models.open_model)."""
+
+    ckpt: str
+    device: str
+    use_ema: bool
+
+
+class MetricOptions(BaseModel):
+    """conf/metrics/: what every metric shares; each metric's own node (metrics.kid, ...) is checked by
+    its registered constructor when the metric is built."""
+
+    model_config = ConfigDict(extra="allow")
+    inception_weights: str | None
+    download: bool
+    antialias: bool
+    batch_size: PositiveInt
+    classifier: dict
+
+
+UPDATES = ("alternating", "joint")
+
+
 class TrainSection(Section):
-    steps: Annotated[PositiveInt, Field(description="a positive number of generator iterations")]
-    n_critic: Annotated[PositiveInt, Field(description="an integer >= 1 (E updates per generator iteration)")]
-    update: Literal["alternating", "joint"]
+    steps: Annotated[int, Field(ge=1, strict=True, description="a positive number of generator iterations")]
+    n_critic: Annotated[
+        int, Field(ge=1, strict=True, description="an integer >= 1 (E updates per generator iteration)")
+    ]
+    update: one_of(UPDATES)
 
 
 class OganSection(Section):
-    disc_head: Literal[HEADS]
+    disc_head: one_of(HEADS)
     recon_scale: PositiveFinite
-    ema_decay: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False,
-                                      description="in [0, 1) (0 turns EMA off)")]
+    ema_decay: finite(0, below=1, note="0 turns EMA off")
 
 
 class SpeedSection(Section):
     channels_last: Annotated[Literal["auto"] | bool, Field(description="auto, true or false")]
     compile: bool
-    float32_matmul_precision: Literal["highest", "high", "medium"]
+    float32_matmul_precision: one_of(("highest", "high", "medium"))
 
 
 class OptimSection(Section):
     lr: PositiveFinite
     lr_e: PositiveFinite
     lr_g: PositiveFinite
-    decay: Literal[DECAY_SHAPES]
-    decay_start: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False,
-                                        description="in [0, 1) (the fraction of train.steps before the decay)")]
-    decay_final: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False,
-                                        description="in (0, 1] (the rates at the end, as a fraction of optim.lr)")]
+    decay: one_of(DECAY_SHAPES)
+    decay_start: finite(0, below=1, note="the fraction of train.steps before the decay")
+    decay_final: Annotated[
+        float,
+        Field(
+            gt=0,
+            le=1,
+            allow_inf_nan=False,
+            description=("a finite number > 0 and <= 1 (the rates at the end, as a fraction of optim.lr)"),
+        ),
+    ]
     encoder: dict
     generator: dict
 
@@ -86,122 +133,34 @@ class PreemptionSection(Section):
 RECIPE_SECTIONS = {"train": TrainSection, "ogan": OganSection, "speed": SpeedSection}
 
 
-class TrainConfig(Section):
+class TrainConfig(CommandConfig):
     """conf/config.yaml after composition: every top-level key. Groups whose nodes name parts (model,
     loss, augment, dataset, metrics) or classes (trainer, callbacks, logger) are checked by their
     registries and signatures, not here."""
+
     train: TrainSection
     ogan: OganSection
     speed: SpeedSection
     optim: OptimSection
     preemption: PreemptionSection
-    seed: Annotated[int, Field(ge=0, strict=True, description="an integer >= 0")]
-    resume: Annotated[Literal["auto", "never"], Field(
-        description="auto (continue from the run directory's newest checkpoint) or never; to start from a "
-                    "given file use ckpt_path=PATH")]
+    seed: NonNegativeInt
+    resume: Annotated[
+        Literal["auto", "never"],
+        Field(
+            description="auto (continue from the run directory's newest checkpoint) or never; to start from a "
+            "given file use ckpt_path=PATH"
+        ),
+    ]
     ckpt_path: str | None
     optimized_metric: str | None
-    plugins: list[str]
-    cpu_threads: CpuThreads
-    task_name: str
     model: dict
     loss: dict
     augment: dict | None = None
     dataset: dict
     trainer: dict
     callbacks: dict | None = None
-    metrics: dict | None = None
+    metrics: MetricOptions | None = None
     logger: dict | None = None
-    paths: dict
-
-
-class BenchSection(Section):
-    repeats: PositiveInt
-    steps: PositiveInt
-    warmup: PositiveInt
-    batches: PositiveInt
-    eval_batches: PositiveInt
-    modes: list[Literal["raw", "cache"]]
-    out: str
-
-
-class BenchConfig(TrainConfig):
-    """conf/bench.yaml: a training config and the `bench` section."""
-    bench: BenchSection
-
-
-class LpipsSection(Section):
-    vgg: str
-    weights: str
-
-
-class InvertConfig(Section):
-    """conf/invert.yaml."""
-    task_name: str
-    ckpt: str
-    input: str
-    output: str
-    overwrite: bool
-    resume: bool
-    resize: bool
-    steps: Annotated[int, Field(ge=0, strict=True, description="an integer >= 0 (0: the encoder alone)")]
-    lr: PositiveFinite
-    init: Literal[INITS]
-    perceptual: Literal["encoder", "classifier", "lpips", "none"]
-    perceptual_weight: Annotated[float, Field(ge=0, allow_inf_nan=False, description="a finite number >= 0")]
-    encoder_weight: Annotated[float, Field(ge=0, allow_inf_nan=False, description="a finite number >= 0")]
-    batch_size: PositiveInt
-    device: str
-    seed: Annotated[int, Field(ge=0, strict=True, description="an integer >= 0")]
-    use_ema: bool
-    plugins: list[str]
-    cpu_threads: CpuThreads
-    lpips: LpipsSection
-    paths: dict
-
-
-class DirectionsConfig(Section):
-    """conf/directions.yaml."""
-    task_name: str
-    ckpt: str
-    output: str
-    overwrite: bool
-    method: Literal["class_mean", "linear", "pca", "sefa"]
-    attribute: str
-    target: str | int | None
-    source: str | int | None
-    k: PositiveInt
-    input: str | None
-    labels: str | None
-    resize: bool
-    n_images: PositiveInt | None
-    batch_size: PositiveInt
-    device: str
-    use_ema: bool
-    plugins: list[str]
-    cpu_threads: CpuThreads
-    paths: dict
-
-
-class EditConfig(Section):
-    """conf/edit.yaml."""
-    task_name: str
-    ckpt: str
-    directions: str
-    output: str
-    overwrite: bool
-    index: Annotated[int, Field(ge=0, strict=True, description="an integer >= 0")]
-    strengths: list[Annotated[float, Field(allow_inf_nan=False)]]
-    input: str | None
-    resize: bool
-    n_images: PositiveInt
-    invert_steps: Annotated[int, Field(ge=0, strict=True, description="an integer >= 0")]
-    batch_size: PositiveInt
-    device: str
-    use_ema: bool
-    plugins: list[str]
-    cpu_threads: CpuThreads
-    paths: dict
 
 
 def check_sections(config: dict, model: type[BaseModel] = TrainConfig, prefix: str = "") -> None:
@@ -214,7 +173,8 @@ def check_sections(config: dict, model: type[BaseModel] = TrainConfig, prefix: s
         owner, path, value = model, [prefix] if prefix else [], config
         for part in error["loc"]:  # down the section models, as far as the failing field
             if not (isinstance(part, str) and part in owner.model_fields) and not (
-                    error["type"] == "extra_forbidden" and part == error["loc"][-1]):
+                error["type"] == "extra_forbidden" and part == error["loc"][-1]
+            ):
                 break
             path.append(str(part))
             value = value.get(part) if isinstance(value, dict) else None
@@ -226,8 +186,9 @@ def check_sections(config: dict, model: type[BaseModel] = TrainConfig, prefix: s
                 break
         name = path[-1] if len(path) > bool(prefix) else ""
         field = owner.model_fields.get(name)
-        raise UserError(_one_line(".".join(path), value, error, list(owner.model_fields),
-                                  getattr(field, "description", None))) from None
+        raise UserError(
+            _one_line(".".join(path), value, error, list(owner.model_fields), getattr(field, "description", None))
+        ) from None
 
 
 # ----------------------------------------------------------------- the Lightning trainer
@@ -253,18 +214,28 @@ def check_trainer(trainer: dict) -> None:
         if name == "_target_":
             continue
         if name not in accepted:
-            raise UserError(f"{key}: unknown key; {did_you_mean(name, accepted, 'trainer')}"
-                            "(it takes the arguments of pytorch_lightning.Trainer)")
+            raise UserError(
+                f"{key}: unknown key; {did_you_mean(name, accepted, 'trainer')}"
+                "(it takes the arguments of pytorch_lightning.Trainer)"
+            )
         if not _has_target(value) and name not in ("devices", "precision", "accelerator"):
             check_type(value, hints.get(name, Any), key)
     devices = trainer.get("devices", "auto")
-    ok = (devices == "auto" or (isinstance(devices, int) and not isinstance(devices, bool) and (devices >= 1 or devices == -1))
-          or (isinstance(devices, list) and devices and all(isinstance(d, int) and d >= 0 for d in devices))
-          or (isinstance(devices, str) and all(p.strip().isdigit() for p in devices.split(",") if p.strip())
-              and devices.strip() not in ("", "0")))
+    ok = (
+        devices == "auto"
+        or (isinstance(devices, int) and not isinstance(devices, bool) and (devices >= 1 or devices == -1))
+        or (isinstance(devices, list) and devices and all(isinstance(d, int) and d >= 0 for d in devices))
+        or (
+            isinstance(devices, str)
+            and all(p.strip().isdigit() for p in devices.split(",") if p.strip())
+            and devices.strip() not in ("", "0")
+        )
+    )
     if not ok:
-        raise UserError(f"trainer.devices={devices!r} must be a number of devices >= 1, -1 (all), auto, or a "
-                        "list of device indices such as [0,2]")
+        raise UserError(
+            f"trainer.devices={devices!r} must be a number of devices >= 1, -1 (all), auto, or a "
+            "list of device indices such as [0,2]"
+        )
     precision = trainer.get("precision", "32-true")
     if str(precision) not in (*PRECISIONS, "32", "16", "bf16", "64"):
         raise UserError(f"trainer.precision={precision!r} must be one of: {', '.join(PRECISIONS)}")
@@ -272,7 +243,9 @@ def check_trainer(trainer: dict) -> None:
     if accelerator not in ACCELERATORS:
         raise UserError(f"trainer.accelerator={accelerator!r} must be one of: {', '.join(ACCELERATORS)}")
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise UserError(f"trainer.accelerator={accelerator} but this machine has no CUDA GPU; use "
-                        "trainer.accelerator=cpu (or auto, which picks a GPU when there is one)")
+        raise UserError(
+            f"trainer.accelerator={accelerator} but this machine has no CUDA GPU; use "
+            "trainer.accelerator=cpu (or auto, which picks a GPU when there is one)"
+        )
     if accelerator == "mps" and not torch.backends.mps.is_available():
         raise UserError("trainer.accelerator=mps but MPS is not available here; use trainer.accelerator=cpu")

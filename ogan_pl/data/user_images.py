@@ -1,5 +1,6 @@
 """A user's own images for the encoder tools (`ogan-invert`, `ogan-edit`): a folder or one file,
 checked against the model's image shape, and the optional `file,attribute` labels CSV."""
+
 import csv
 from pathlib import Path
 
@@ -35,8 +36,10 @@ def read_image(path: Path, resolution: int, channels: int, resize: bool) -> torc
             grayscale = mode in ("1", "L", "LA", "I", "I;16", "F")
             if size != (resolution, resolution) or (channels == 3 and grayscale) or (channels == 1 and not grayscale):
                 kind = "grayscale" if channels == 1 else "RGB"
-                raise UserError(f"{path} is {size[0]}x{size[1]} {mode}; the model takes {resolution}x{resolution} "
-                                f"{kind} images: pass resize=true to convert, centre-crop and resize them")
+                raise UserError(
+                    f"{path} is {size[0]}x{size[1]} {mode}; the model takes {resolution}x{resolution} "
+                    f"{kind} images: pass resize=true to convert, centre-crop and resize them"
+                )
         return decode(path, Preprocess(resolution, channels))
     except DECODE_ERRORS as err:
         raise UserError(f"{path} cannot be decoded as an image ({type(err).__name__}); remove or replace it") from None
@@ -71,6 +74,8 @@ def read_labels(csv_path: str | Path, files: list[Path], root: Path) -> np.ndarr
             raise UserError(f"labels={csv_path} has no row for {key}; every input image needs a label")
         labels.append(value)
     if len(set(labels)) < 2:
-        raise UserError(f"labels={csv_path} gives every image the label {labels[0]!r}; a direction needs images of "
-                        "at least two labels")
+        raise UserError(
+            f"labels={csv_path} gives every image the label {labels[0]!r}; a direction needs images of "
+            "at least two labels"
+        )
     return np.asarray(labels)

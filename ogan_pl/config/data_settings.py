@@ -9,6 +9,7 @@ ogan.ema_decay, loss.corr_factor_e) resolves from dataset.resolution:
 Any of them set in an experiment or on the command line replaces the rule; the paper's experiments
 set theirs explicitly. `settings_line` is the one line every training run prints about them.
 """
+
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -28,15 +29,21 @@ def is_small(resolution: int) -> bool:
 
 def settings_for(resolution: int) -> dict[str, Any]:
     if not is_small(resolution):  # the paper's reference values
-        return {"z_dim": 128, "bottom_channels": None, "width": 64, "lr": 1.0e-4, "ema_decay": 0.999,
-                "corr_factor_e": 1.0}
+        return {
+            "z_dim": 128,
+            "bottom_channels": None,
+            "width": 64,
+            "lr": 1.0e-4,
+            "ema_decay": 0.999,
+            "corr_factor_e": 1.0,
+        }
     return {
-        "z_dim": 32,                        # paper: 128; few factors, and rho of a short code trains faster
+        "z_dim": 32,  # paper: 128; few factors, and rho of a short code trains faster
         "bottom_channels": 2 * resolution,  # paper: 8 x resolution; 1/16 of the FLOPs per image
-        "width": 16,                        # model=resnet: a quarter of the default 64
-        "lr": 4.0e-4,                       # RMSprop; paper: 1e-4, chosen for 100,000 iterations
-        "ema_decay": 0.99,                  # paper (256 sm): 0.999; the average must follow a short run
-        "corr_factor_e": 2.0,               # paper: 1; E's lambda twice G's: less wear of the encoder in long runs
+        "width": 16,  # model=resnet: a quarter of the default 64
+        "lr": 4.0e-4,  # RMSprop; paper: 1e-4, chosen for 100,000 iterations
+        "ema_decay": 0.99,  # paper (256 sm): 0.999; the average must follow a short run
+        "corr_factor_e": 2.0,  # paper: 1; E's lambda twice G's: less wear of the encoder in long runs
     }
 
 
@@ -44,8 +51,9 @@ def resolve(key: str, *, _root_: DictConfig) -> Any:
     """The `${data_settings:KEY}` resolver."""
     resolution = OmegaConf.select(_root_, "dataset.resolution")
     if isinstance(resolution, bool) or not isinstance(resolution, int):
-        raise UserError(f"dataset.resolution={resolution!r} must be an integer: the model's settings are "
-                        "chosen from it")
+        raise UserError(
+            f"dataset.resolution={resolution!r} must be an integer: the model's settings are chosen from it"
+        )
     settings = settings_for(resolution)
     if key not in settings:
         raise UserError(f"${{{RESOLVER}:{key}}}: no such setting; known: {', '.join(settings)}")

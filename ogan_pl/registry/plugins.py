@@ -5,28 +5,42 @@ in `plugins=[mylab.ogan_parts]`, and installed packages' `ogan_pl.plugins` entry
 Plugins come from the command line or the user's own config files, never from a checkpoint: a
 checkpoint that names a plugin's part loads only when the user passes that plugin themselves.
 """
+
 import importlib
 from importlib.metadata import entry_points
 
 from ogan_pl.utils.errors import UserError
 
 #: ogan_pl's own parts, imported by name like a user's (so this module sits below what it loads)
-BUILTIN_MODULES = ("ogan_pl.method.losses", "ogan_pl.method.augment", "ogan_pl.method.optimizers", "ogan_pl.models",
-                   "ogan_pl.data", "ogan_pl.metrics")
+BUILTIN_MODULES = (
+    "ogan_pl.method.losses",
+    "ogan_pl.method.augment",
+    "ogan_pl.method.optimizers",
+    "ogan_pl.models",
+    "ogan_pl.data",
+    "ogan_pl.metrics",
+)
 ENTRY_POINT_GROUP = "ogan_pl.plugins"
 
 _loaded: list[str] = []
 
 
+def load_builtins() -> None:
+    """Import ogan_pl's own parts and the installed entry points, once per process: a registry does
+    this before its first lookup, so a name is never missed for want of an import."""
+    if _loaded:
+        return
+    _loaded.append("ogan_pl")  # first: a lookup while these import does not start them again
+    for name in BUILTIN_MODULES:
+        importlib.import_module(name)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        _import(ep.value.split(":")[0], f"the entry point {ep.name!r} of group {ENTRY_POINT_GROUP}")
+        _loaded.append(ep.value.split(":")[0])
+
+
 def load_plugins(modules=()) -> list[str]:
-    """Import ogan_pl's parts, the installed entry points (once), then each module in `modules`."""
-    if not _loaded:
-        for name in BUILTIN_MODULES:
-            importlib.import_module(name)
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            _import(ep.value.split(":")[0], f"the entry point {ep.name!r} of group {ENTRY_POINT_GROUP}")
-            _loaded.append(ep.value.split(":")[0])
-        _loaded.append("ogan_pl")
+    """The user's own part modules (`plugins=[...]`), each imported once, after ogan_pl's own."""
+    load_builtins()
     if isinstance(modules, str):
         modules = [modules]
     for name in modules or ():
