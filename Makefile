@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test lint docs images gpu-check clean
+.PHONY: install train test lint docs images pretrained gpu-check clean
 
 install: $(STAMP)
 
@@ -37,6 +37,16 @@ images: install  ## train a fresh default run and copy its final grids to docs/i
 	$(BIN)/python train.py hydra.run.dir=$(IMAGES_RUN) $(ARGS)
 	for grid in samples reconstructions interpolations; do \
 	  cp "$$(ls $(IMAGES_RUN)/images/$${grid}_*.png | tail -n 1)" docs/images/$$grid.png; done
+
+PRETRAINED_RUN := logs/pretrained_digits
+pretrained: install  ## train the shipped digits model again (experiment=digits_long, seed 42) into ogan_pl/pretrained/
+	rm -rf $(PRETRAINED_RUN)
+	$(BIN)/python train.py experiment=digits_long hydra.run.dir=$(PRETRAINED_RUN)
+	cp $(PRETRAINED_RUN)/checkpoints/last.ckpt ogan_pl/pretrained/digits.ckpt
+	$(BIN)/ogan-directions ckpt=pretrained:digits method=class_mean target=all overwrite=true \
+	  output=ogan_pl/pretrained/digits.directions.pt
+	$(BIN)/python evaluate.py ckpt=pretrained:digits results_file=$(PRETRAINED_RUN)/pretrained.jsonl \
+	  metrics.names=[recon_classifier,is_classifier,fd_classifier,health] metrics.n_fake=2000
 
 # On a GPU machine with ogan_pl importable (a device lease installs nothing from the network):
 # the GPU-only tests, then the 64 px long-run comparison; settings in scripts/gpu_check.sh.

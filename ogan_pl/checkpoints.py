@@ -25,6 +25,41 @@ from ogan_pl.utils.io import atomic_torch_save
 
 log = logging.getLogger(__name__)
 
+#: models shipped inside the package (docs/pretrained.md): `ckpt=pretrained:NAME` in every command
+#: that takes a checkpoint, `directions=pretrained:NAME` for their editing directions
+PRETRAINED_PREFIX = "pretrained:"
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+PRETRAINED = ("digits",)
+
+
+def pretrained_file(name: str, suffix: str, key: str = "ckpt") -> Path:
+    """The shipped file of pretrained model `name` (`.ckpt`, or `.directions.pt`)."""
+    if name not in PRETRAINED:
+        raise UserError(
+            f"{key}={PRETRAINED_PREFIX}{name}: no such pretrained model; shipped: "
+            + ", ".join(PRETRAINED_PREFIX + n for n in PRETRAINED)
+        )
+    path = PRETRAINED_DIR / f"{name}{suffix}"
+    if not path.is_file():
+        raise UserError(f"{key}={PRETRAINED_PREFIX}{name}: {path} is missing from this installation; reinstall ogan_pl")
+    return path
+
+
+def local_path(path: str | Path, suffix: str = ".ckpt", key: str = "ckpt") -> Path:
+    """A path as given, or the shipped file that `pretrained:NAME` names."""
+    text = str(path)
+    return (
+        pretrained_file(text[len(PRETRAINED_PREFIX) :], suffix, key)
+        if text.startswith(PRETRAINED_PREFIX)
+        else Path(path)
+    )
+
+
+def checkpoint_name(path: str | Path) -> str:
+    """How results name a checkpoint: `pretrained:NAME` as given, any other path resolved."""
+    text = str(path)
+    return text if text.startswith(PRETRAINED_PREFIX) else str(Path(path).resolve())
+
 
 @dataclass(frozen=True)
 class Checkpoint:
@@ -41,8 +76,9 @@ class Checkpoint:
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
-    """The checkpoint at `path` (weights-only unpickling), its stored config checked; one-line errors."""
-    path = Path(path)
+    """The checkpoint at `path` (or the shipped `pretrained:NAME`), weights-only unpickling, its stored
+    config checked; one-line errors."""
+    path = local_path(path)
     if path.is_dir():
         found = [
             p

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ogan_pl.checkpoints import local_path
 from ogan_pl.data.shapes import FACTORS
 from ogan_pl.method.directions import (
     METHODS,
@@ -65,7 +66,14 @@ def fit_directions(
     """-> (directions (n, z_dim), a name for each)."""
     if method in SUPERVISED:
         if codes is None or labels is None or target is None:
-            raise UserError(f"method={method} needs labelled images and target=LABEL")
+            raise UserError(f"method={method} needs labelled images and target=LABEL (or target=all)")
+        if str(target) == "all":  # one direction to each label, in the labels' order
+            found = [
+                fit_directions(model, method, codes, labels, label, source, k, use_ema)
+                for label in np.unique(labels)
+                if source is None or str(label) != str(source)
+            ]
+            return torch.cat([d for d, _ in found]), [name for _, names in found for name in names]
         target = _match(labels, target)
         source = _match(labels, source) if source is not None else None
         if source is not None and str(source) == str(target):
@@ -158,7 +166,7 @@ def save_directions(path: str | Path, directions: Tensor, names: list[str], prov
 def load_directions(path: str | Path, z_dim: int) -> tuple[Tensor, list[str], dict]:
     """(directions (n, z_dim), names, provenance) from a file written by save_directions; anything
     else is refused with one line (weights-only unpickling: tensors and plain values, no code)."""
-    path = Path(path)
+    path = local_path(path, ".directions.pt", key="directions")
     if not path.is_file():
         raise UserError(f"directions={path} not found; write one with ogan-directions")
     try:

@@ -16,7 +16,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
-from ogan_pl.checkpoints import Checkpoint, read_checkpoint
+from ogan_pl.checkpoints import PRETRAINED_PREFIX, Checkpoint, read_checkpoint
 from ogan_pl.config.recipe import Recipe
 from ogan_pl.method.augment import Augment
 from ogan_pl.method.correlation import correlation
@@ -113,6 +113,11 @@ class OGAN(pl.LightningModule):
             )
         load_plugins(plugins)
         return cls.from_checkpoint(read_checkpoint(checkpoint_path), map_location)
+
+    @classmethod
+    def from_pretrained(cls, name: str = "digits", map_location=None) -> "OGAN":
+        """A model shipped inside the package (docs/pretrained.md), read like any checkpoint."""
+        return cls.load_from_checkpoint(f"{PRETRAINED_PREFIX}{name}", map_location)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Checkpoint, map_location: str | torch.device | None = "cpu") -> "OGAN":

@@ -167,10 +167,24 @@ def run_command_here(cwd: Path, script: str, *args: str) -> subprocess.Completed
 DIGIT_STEPS = 600
 
 
+def quiet_cpu_trainer(max_steps: int, callbacks=()):
+    """A Lightning Trainer on the CPU for `max_steps` optimizer steps, with nothing written or shown."""
+    import pytorch_lightning as pl
+
+    return pl.Trainer(
+        accelerator="cpu",
+        max_steps=max_steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=list(callbacks),
+    )
+
+
 def train_digits(paths_dir: Path):
     """The default run's settings on the built-in digits for DIGIT_STEPS generator iterations (about
     a minute on 2 cores), seed 0: (the model in eval mode, its resolved config)."""
-    import pytorch_lightning as pl
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf, open_dict
 
@@ -187,15 +201,7 @@ def train_digits(paths_dir: Path):
     torch.manual_seed(0)
     model = OGAN(Recipe.of_run(config))
     data = DigitsDataModule(**{k: v for k, v in config["dataset"].items() if k != "_name_"})
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_steps=2 * DIGIT_STEPS,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(model, datamodule=data)
+    quiet_cpu_trainer(2 * DIGIT_STEPS).fit(model, datamodule=data)
     return model.eval(), config
 
 

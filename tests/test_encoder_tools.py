@@ -243,6 +243,19 @@ def test_impossible_directions_are_refused_before_fitting():
     assert found.shape == (16, 16) and len(names) == 16
 
 
+def test_target_all_fits_one_direction_to_each_label_as_one_target_at_a_time_would():
+    model = OGAN.load_from_checkpoint(FIXTURE).eval()
+    codes, labels = torch.randn(60, model.z_dim), np.arange(60) % 3
+    for method in ("class_mean", "linear"):
+        found, names = fit_directions(model, method, codes, labels, target="all")
+        assert names == [f"{method}:rest->{label}" for label in (0, 1, 2)]
+        for label in (0, 1, 2):
+            one, _ = fit_directions(model, method, codes, labels, target=label)
+            torch.testing.assert_close(found[label], one[0])
+    found, names = fit_directions(model, "class_mean", codes, labels, target="all", source=1)
+    assert names == ["class_mean:1->0", "class_mean:1->2"]
+
+
 def test_directions_know_the_model_they_were_fitted_on(tmp_path):
     model = OGAN.load_from_checkpoint(FIXTURE).eval()
     provenance = {"ckpt": "a.ckpt", "g_iter": 2, "model": model_fingerprint(model)}

@@ -1,7 +1,6 @@
 """A learning test that can fail: a short CPU training on shapes must make E an encoder of G and of the data."""
 
 import pytest
-import pytorch_lightning as pl
 import torch
 
 from ogan_pl import OGAN
@@ -16,7 +15,7 @@ from ogan_pl.metrics import (
     reconstruction_error,
     shape_factor_probe,
 )
-from tests.conftest import tiny_config
+from tests.conftest import quiet_cpu_trainer, tiny_config
 
 STEPS = 1500
 
@@ -71,15 +70,7 @@ def test_training_makes_e_an_encoder_of_g_and_of_the_data():
     torch.manual_seed(0)
     model = OGAN(Recipe.of_run(cfg))
     data = ShapesDataModule(size=10000, resolution=32, batch_size=64, holdout_size=64, seed=42)
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_steps=2 * STEPS,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(model, datamodule=data)
+    quiet_cpu_trainer(2 * STEPS).fit(model, datamodule=data)
     trained = encoder_scores(model)
     print(f"untrained: {untrained}\ntrained:   {trained}")
     assert abs(untrained["rho"]) < 0.1 and trained["rho"] > 0.8

@@ -7,6 +7,7 @@ import torch
 from ogan_pl import OGAN
 from ogan_pl.data import ShapesDataModule
 from ogan_pl.method.correlation import standardize
+from tests.conftest import quiet_cpu_trainer
 
 
 def snapshot(module):
@@ -56,15 +57,7 @@ class UpdateIsolation(pl.Callback):
 
 
 def tiny_trainer(steps_per_iter: int, iters: int, callbacks=()) -> pl.Trainer:
-    return pl.Trainer(
-        accelerator="cpu",
-        max_steps=iters * steps_per_iter,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=list(callbacks),
-    )
+    return quiet_cpu_trainer(iters * steps_per_iter, callbacks)
 
 
 def tiny_data(**kwargs) -> ShapesDataModule:

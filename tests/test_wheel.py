@@ -131,3 +131,15 @@ def test_an_installed_package_trains_and_evaluates_from_an_empty_folder(installe
     )
     assert (tmp_path / "run2" / "checkpoints" / "last.ckpt").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ev", "mine", "run", "run2"]  # outputs here, nothing else
+
+
+def test_the_installed_package_opens_its_pretrained_model(installed, tmp_path):
+    bin_dir, env, wheel = installed
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {"ogan_pl/pretrained/digits.ckpt", "ogan_pl/pretrained/digits.directions.pt"} <= set(names)
+    done = _run(
+        [str(bin_dir / "python"), "-c", "from ogan_pl import OGAN; m = OGAN.from_pretrained('digits'); print(m.z_dim)"],
+        tmp_path,
+        env,
+    )
+    assert done.stdout.split() == ["32"]

@@ -14,6 +14,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from pydantic import Field
 
+from ogan_pl.checkpoints import PRETRAINED_PREFIX, checkpoint_name
 from ogan_pl.config.schema import MetricOptions, ModelCommandConfig
 from ogan_pl.grids import GridInputs, GridLayout, make_grids, save_grids
 from ogan_pl.metrics import MetricContext, MetricSet
@@ -94,9 +95,9 @@ def evaluate(cfg: DictConfig) -> dict:
     protocol["precision"] = str(cfg.precision)
     print_table(scores)
 
-    ckpt = Path(cfg.ckpt).resolve()
+    ckpt = checkpoint_name(cfg.ckpt)
     record = {
-        "ckpt": str(ckpt),
+        "ckpt": ckpt,
         "g_iter": model.g_iter,
         "kimg": model.kimg,
         "metrics": scores,
@@ -107,7 +108,9 @@ def evaluate(cfg: DictConfig) -> dict:
         "time": now_iso(),
         "source": "evaluate.py",
     }
-    target = Path(cfg.results_file or ckpt.parent / "metrics.jsonl")
+    # beside the checkpoint; a shipped model's in the current folder (never inside the installed package)
+    beside = Path("metrics.jsonl") if ckpt.startswith(PRETRAINED_PREFIX) else Path(ckpt).parent / "metrics.jsonl"
+    target = Path(cfg.results_file or beside)
     try:
         results = append_jsonl(target, record)
     except OSError as err:

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
+from ogan_pl.checkpoints import checkpoint_name
 from ogan_pl.config.schema import ModelCommandConfig
 from ogan_pl.data.user_images import image_files, read_images, read_labels
 from ogan_pl.edits import dataset_labels, fit_directions, model_fingerprint, save_directions
@@ -82,7 +83,7 @@ def directions(cfg: DictConfig) -> dict:
     codes, labels, source = (None, None, {}) if cfg.method == "sefa" else labelled_codes(cfg, model)
     found, names = fit_directions(model, cfg.method, codes, labels, cfg.target, cfg.source, cfg.k, cfg.use_ema)
     provenance = {
-        "ckpt": str(Path(cfg.ckpt).resolve()),
+        "ckpt": checkpoint_name(cfg.ckpt),
         "g_iter": model.g_iter,
         "model": model_fingerprint(model),
         "method": cfg.method,

@@ -18,6 +18,7 @@ import torch
 from omegaconf import DictConfig
 from torchvision.utils import make_grid, save_image
 
+from ogan_pl.checkpoints import checkpoint_name
 from ogan_pl.config.schema import ModelCommandConfig, Section
 from ogan_pl.data.convert import to_unit
 from ogan_pl.data.user_images import image_files, read_images
@@ -186,7 +187,7 @@ def invert_images(cfg: DictConfig) -> dict:
                         "loss": round(losses[i].item(), 6),
                         "steps": cfg.steps,
                         "ms_per_image": round(ms, 3),
-                        "ckpt": str(Path(cfg.ckpt).resolve()),
+                        "ckpt": checkpoint_name(cfg.ckpt),
                         "protocol": protocol,
                         "time": now_iso(),
                     }
