@@ -227,10 +227,3 @@ def digits_600(tmp_path_factory):
     model.load_state_dict(stored["state_dict"])
     model.g_iter = stored["g_iter"]
     return model.eval(), stored["config"]
-
-
-def pytest_collection_modifyitems(items):
-    """The long tests (marked slow) first, in their usual order, then the rest: the two xdist workers
-    take the long ones while the short ones are left to fill in, instead of one worker meeting the
-    longest test near the end while the other waits."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
