@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test lint docs images pretrained gpu-check clean
+.PHONY: install browser train test lint docs images pretrained demo demo-screenshots gpu-check clean
 
 install: $(STAMP)
 
@@ -21,8 +21,11 @@ train: install   ## train on the built-in real digits (extra overrides: make tra
 # wait on its start-up, so two single-threaded workers keep both cores busy (PYTEST_WORKERS=0: one process).
 PYTEST_WORKERS ?= 2
 
-test: install lint docs    ## lint, the docs site (a broken link fails), then the whole test suite, W&B offline
+test: install browser lint docs    ## lint, the docs site (a broken link fails), then the whole test suite, W&B offline
 	WANDB_MODE=offline OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+browser:   ## Chromium + chromedriver for the demo's browser tests, from apt if missing (OGAN_SKIP_BROWSER=1: skip them)
+	bash scripts/install_browser.sh
 
 lint: install    ## ruff: the rules of pyproject.toml, and one formatting for the whole tree
 	$(BIN)/ruff check .
@@ -47,6 +50,12 @@ pretrained: install  ## train the shipped digits model again (experiment=digits_
 	  output=ogan_pl/pretrained/digits.directions.pt
 	$(BIN)/python evaluate.py ckpt=pretrained:digits results_file=$(PRETRAINED_RUN)/pretrained.jsonl \
 	  metrics.names=[recon_classifier,is_classifier,fd_classifier,health] metrics.n_fake=2000
+
+demo: install   ## the web demo on the shipped digits model: http://127.0.0.1:7860/ (ARGS="ckpt=... port=...")
+	$(BIN)/ogan-demo ckpt=pretrained:digits $(ARGS)
+
+demo-screenshots: install browser  ## the demo page's screenshots in docs/images/ (the browser tests take them)
+	OGAN_DEMO_SCREENSHOTS=docs/images WANDB_MODE=offline $(BIN)/python -m pytest -q -p no:xdist tests/test_demo_browser.py
 
 # On a GPU machine with ogan_pl importable (a device lease installs nothing from the network):
 # the GPU-only tests, then the 64 px long-run comparison; settings in scripts/gpu_check.sh.

@@ -227,3 +227,21 @@ def digits_600(tmp_path_factory):
     model.load_state_dict(stored["state_dict"])
     model.g_iter = stored["g_iter"]
     return model.eval(), stored["config"]
+
+
+def start_demo(cwd: Path, *args: str, command=(sys.executable, "-m", "ogan_pl.tools.demo"), env=None):
+    """`ogan-demo ckpt=pretrained:digits ARGS` as a real process, once it serves: (process, its URL).
+    The caller stops it (SIGINT) and reads its output."""
+    proc = subprocess.Popen(
+        [*command, "ckpt=pretrained:digits", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"},
+    )
+    line = proc.stdout.readline()
+    if not line.startswith("ogan-demo: http://"):
+        proc.kill()
+        raise AssertionError(f"ogan-demo did not start: {line!r} {proc.communicate()[1][-2000:]}")
+    return proc, line.split()[1]

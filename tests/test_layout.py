@@ -17,7 +17,15 @@ LAYERS = [
     ["ogan_pl.models"],
     ["ogan_pl.data", "ogan_pl.metrics"],
     ["ogan_pl.config"],  # the checks of a whole config: schemas, the recipe
-    ["ogan_pl.checkpoints", "ogan_pl.module", "ogan_pl.grids", "ogan_pl.edits", "ogan_pl.export", "ogan_pl"],
+    [
+        "ogan_pl.checkpoints",
+        "ogan_pl.module",
+        "ogan_pl.grids",
+        "ogan_pl.edits",
+        "ogan_pl.export",
+        "ogan_pl.demo",
+        "ogan_pl",
+    ],
     ["ogan_pl.callbacks"],
     ["ogan_pl.run"],
     ["ogan_pl.tools"],

@@ -3,14 +3,16 @@ fresh virtual environment, runs its commands from an empty folder, with the conf
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import urllib.request
 import venv
 import zipfile
 
 import pytest
 
-from tests.conftest import ROOT, script_env
+from tests.conftest import ROOT, script_env, start_demo
 
 SITE_PACKAGES = next(p for p in sys.path if p.endswith("site-packages"))
 TINY = [
@@ -143,3 +145,18 @@ def test_the_installed_package_opens_its_pretrained_model(installed, tmp_path):
         env,
     )
     assert done.stdout.split() == ["32"]
+
+
+def test_the_installed_demo_serves_its_page(installed, tmp_path):
+    bin_dir, env, wheel = installed
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {f"ogan_pl/demo/page/{n}" for n in ("index.html", "demo.js", "demo.css")} <= names
+    proc, url = start_demo(tmp_path, "port=0", command=[str(bin_dir / "ogan-demo")], env=env)
+    try:
+        for page in ("", "demo.js", "api/info"):
+            with urllib.request.urlopen(url + page, timeout=30) as answer:
+                assert answer.status == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 130

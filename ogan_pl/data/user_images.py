@@ -2,6 +2,7 @@
 checked against the model's image shape, and the optional `file,attribute` labels CSV."""
 
 import csv
+import io
 from pathlib import Path
 
 import numpy as np
@@ -27,22 +28,39 @@ def image_files(path: str | Path) -> list[Path]:
     return files
 
 
-def read_image(path: Path, resolution: int, channels: int, resize: bool) -> torch.Tensor:
-    """uint8 (C, R, R). Without `resize`, an image of another size or colour mode is refused."""
+def shape_problem(size: tuple[int, int], mode: str, resolution: int, channels: int) -> str | None:
+    """What keeps an image of PIL `size` and `mode` from being a model input as it is ("is 64x64 RGB;
+    the model takes 32x32 grayscale images"), or None if nothing does."""
+    grayscale = mode in ("1", "L", "LA", "I", "I;16", "F")
+    if size == (resolution, resolution) and (channels == 1) == grayscale:
+        return None
+    kind = "grayscale" if channels == 1 else "RGB"
+    return f"is {size[0]}x{size[1]} {mode}; the model takes {resolution}x{resolution} {kind} images"
+
+
+RESIZE_HINT = "pass resize=true to convert, centre-crop and resize them"
+
+
+def read_image(
+    source: Path | bytes,
+    resolution: int,
+    channels: int,
+    resize: bool,
+    name: str | None = None,
+    hint: str = RESIZE_HINT,
+) -> torch.Tensor:
+    """uint8 (C, R, R) from a file or its bytes (`name` in messages). Without `resize`, an image of
+    another size or colour mode is refused, with `hint` saying what to do."""
+    name = str(source) if name is None else name
     try:
         if not resize:
-            with Image.open(path) as img:
-                size, mode = img.size, img.mode
-            grayscale = mode in ("1", "L", "LA", "I", "I;16", "F")
-            if size != (resolution, resolution) or (channels == 3 and grayscale) or (channels == 1 and not grayscale):
-                kind = "grayscale" if channels == 1 else "RGB"
-                raise UserError(
-                    f"{path} is {size[0]}x{size[1]} {mode}; the model takes {resolution}x{resolution} "
-                    f"{kind} images: pass resize=true to convert, centre-crop and resize them"
-                )
-        return decode(path, Preprocess(resolution, channels))
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
+                problem = shape_problem(img.size, img.mode, resolution, channels)
+            if problem is not None:
+                raise UserError(f"{name} {problem}: {hint}")
+        return decode(source, Preprocess(resolution, channels))
     except DECODE_ERRORS as err:
-        raise UserError(f"{path} cannot be decoded as an image ({type(err).__name__}); remove or replace it") from None
+        raise UserError(f"{name} cannot be decoded as an image ({type(err).__name__}); remove or replace it") from None
 
 
 def read_images(files: list[Path], resolution: int, channels: int, resize: bool) -> torch.Tensor:

@@ -92,3 +92,8 @@ def above_median(values: Tensor) -> Tensor:
 def edit_codes(z: Tensor, direction: Tensor, strengths: Tensor) -> Tensor:
     """z + a * d for every code and strength -> (B, S, z_dim)."""
     return z[:, None, :] + strengths.to(z)[None, :, None] * direction.to(z)[None, None, :]
+
+
+def combine_edits(z: Tensor, directions: Tensor, strengths: Tensor) -> Tensor:
+    """z + sum_k a_k d_k: several directions (K, z_dim) at once, one strength each (K,) -> (B, z_dim)."""
+    return z + (strengths.to(z) @ directions.to(z))[None, :]
