@@ -26,6 +26,7 @@ from ogan_pl.method.directions import (
 from ogan_pl.registry.values import check_plain
 from ogan_pl.utils.errors import UserError
 from ogan_pl.utils.io import atomic_torch_save
+from ogan_pl.utils.text import printable
 
 FORMAT = "ogan_pl.directions/1"
 
@@ -108,11 +109,15 @@ def fit_directions(
 
 def check_directions(directions: Tensor, names: list, where: str, z_dim: int | None = None) -> None:
     """What a directions file holds, checked the same way when it is written and when it is read:
-    n unit vectors of the codes' size, finite, one name each."""
+    n >= 1 real unit vectors of the codes' size, finite, one name each."""
+    if not directions.is_floating_point():
+        raise UserError(f"{where} holds directions of type {directions.dtype}; they must be real numbers (float)")
     if directions.ndim != 2 or (z_dim is not None and directions.shape[1] != z_dim):
         raise UserError(
             f"{where} holds directions of shape {tuple(directions.shape)}; this model's codes have {z_dim} entries"
         )
+    if len(directions) == 0:
+        raise UserError(f"{where} holds no directions; write it again with ogan-directions")
     if len(names) != len(directions):
         raise UserError(
             f"{where} holds {len(directions)} directions but {len(names)} names; write it again with ogan-directions"
@@ -120,10 +125,10 @@ def check_directions(directions: Tensor, names: list, where: str, z_dim: int | N
     if not torch.isfinite(directions).all():
         raise UserError(f"{where}: its directions are not finite")
     norms = torch.linalg.vector_norm(directions.double(), dim=1)
-    if len(norms) == 0 or not torch.allclose(norms, torch.ones_like(norms), atol=1e-3):
+    if not torch.allclose(norms, torch.ones_like(norms), atol=1e-3):
+        shown = ", ".join(f"{n:.3g}" for n in norms[:5]) + (f", ... ({len(norms)} in all)" if len(norms) > 5 else "")
         raise UserError(
-            f"{where}: its directions must be unit vectors (norms {', '.join(f'{n:.3g}' for n in norms)}); "
-            "write it again with ogan-directions"
+            f"{where}: its directions must be unit vectors (norms {shown}); write it again with ogan-directions"
         )
 
 
@@ -144,8 +149,8 @@ def fitted_elsewhere(provenance: dict, model) -> str | None:
     if recorded is None or recorded == model_fingerprint(model):
         return None
     return (
-        f"these directions were fitted on another model (ckpt {provenance.get('ckpt')}, generator iteration "
-        f"{provenance.get('g_iter')}): they may not mean the same in this one's codes"
+        f"these directions were fitted on another model (ckpt {printable(str(provenance.get('ckpt')))}, generator "
+        f"iteration {printable(str(provenance.get('g_iter')))}): they may not mean the same in this one's codes"
     )
 
 
@@ -187,4 +192,4 @@ def load_directions(path: str | Path, z_dim: int) -> tuple[Tensor, list[str], di
     check_directions(directions, names, str(path), z_dim)
     check_plain(data["provenance"], "provenance")
     check_plain(names, "names")
-    return directions.float(), [str(n) for n in names], data["provenance"]
+    return directions.float(), [printable(str(n)) for n in names], data["provenance"]  # names from a stranger

@@ -9,7 +9,10 @@ import json
 import math
 import signal
 import socket
+import struct
+import subprocess
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -19,8 +22,8 @@ from PIL import Image
 from ogan_pl.checkpoints import local_path, read_checkpoint
 from ogan_pl.data import DigitsDataModule
 from ogan_pl.data.convert import to_uint8, to_unit
-from ogan_pl.demo.app import DIGIT_BOX, Demo, Limits, centre_strokes
-from ogan_pl.demo.server import PAGE_DIR, PNG_URL, DemoServer
+from ogan_pl.demo.app import DIGIT_BOX, MAX_WAITING, Demo, Limits, centre_strokes
+from ogan_pl.demo.server import PAGE_DIR, PNG_URL, DemoServer, is_loopback
 from ogan_pl.edits import load_directions
 from ogan_pl.module import OGAN
 from ogan_pl.utils.errors import UserError
@@ -54,6 +57,18 @@ def pixels(data: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as img:
         assert img.mode == "L"
         return np.asarray(img)
+
+
+EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 32 32\n0 0 moveto 32 32 lineto stroke\nshowpage\n"
+
+
+BLACK = PNG_URL + base64.b64encode(png_bytes(np.zeros((32, 32), np.uint8))).decode()  # a 32x32 L image
+
+
+def palette_png() -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((32, 32), np.uint8), "L").convert("P").save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def digit_png(image: torch.Tensor) -> bytes:
@@ -109,13 +124,36 @@ def test_the_trained_encoder_beats_an_untrained_one(demo, model, digits):
         (lambda: b"this is not an image", "cannot be decoded as an image"),
         (lambda: b"", "cannot be decoded as an image"),
         (lambda: b"\x89PNG" + bytes(300 * 1024), "is 301 KB; this demo takes files up to 256 KB"),
+        (lambda: png_bytes(np.zeros((32, 32), np.uint8)).replace(b"IHDR", b"IHDX"), "cannot be decoded"),
+        (lambda: EPS, "cannot be decoded as an image (UnidentifiedImageError); choose a PNG, JPEG"),
+        (lambda: palette_png(), "is 32x32 P (palette); the model takes 32x32 grayscale images"),
     ],
-    ids=["rgb", "size", "truncated", "text", "empty", "too-big"],
+    ids=["rgb", "size", "truncated", "text", "empty", "too-big", "bad-header", "eps", "palette"],
 )
 def test_a_bad_upload_is_one_line_naming_the_rule(demo, make, says):
     with pytest.raises(UserError, match=r"^mine\.png ") as err:
         demo.read(make(), "mine.png")
     assert says in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("drawn", [False, True])
+def test_a_postscript_upload_starts_no_program(demo, monkeypatch, drawn):
+    """PIL would hand an EPS file to Ghostscript: only raster formats are opened at all."""
+
+    def no_programs(*args, **kwargs):
+        raise AssertionError(f"an upload started a program: {args}")
+
+    monkeypatch.setattr(subprocess, "check_call", no_programs)
+    monkeypatch.setattr(subprocess, "Popen", no_programs)
+    with pytest.raises(UserError, match="cannot be decoded as an image"):
+        demo.read(EPS, "mine.eps", drawn=drawn)
+
+
+def test_a_16_bit_grayscale_file_is_grayscale(demo):
+    deep = (np.arange(32 * 32, dtype=np.uint16).reshape(32, 32) * 64).astype(">u2")
+    buffer = io.BytesIO()
+    Image.frombytes("I;16B", (32, 32), deep.tobytes()).save(buffer, format="TIFF")
+    assert demo.read(buffer.getvalue(), "deep.tif").shape == (1, 1, 32, 32)
 
 
 def test_a_drawing_is_centred_and_sized_like_an_mnist_digit(demo):
@@ -311,11 +349,16 @@ def test_two_requests_at_once_are_both_answered(server, digits):
         ("GET", "/", {"headers": {"Host": "rebound.example"}}, 403, "its own local address"),
         ("POST", "/api/sample", {"raw": b"{not json"}, 400, "the request is not JSON"),
         ("POST", "/api/sample", {"body": [1, 2]}, 400, "must be a JSON object"),
-        ("POST", "/api/sample", {"raw": b"[" * 200_000}, 400, "nested too deeply"),
+        ("POST", "/api/sample", {"raw": b"[" * 200_000}, 400, "too long a number or too deep"),
         ("POST", "/api/sample", {"body": {"seed": 1, "n": 100}}, 400, "max_samples=16"),
         ("POST", "/api/reconstruct", {"body": {"steps": 1}}, 400, "image must be an image as a data URL"),
         ("POST", "/api/reconstruct", {"body": {"image": "data:image/png;base64,@@@", "steps": 1}}, 400, "damaged"),
         ("PUT", "/api/sample", {"body": {}}, 405, "GET and POST only"),
+        ("OPTIONS", "/api/sample", {}, 405, "GET and POST only"),
+        ("POST", "/api/sample", {"raw": b'{"seed": "\xff"}'}, 400, "not JSON (not UTF-8 text)"),
+        ("POST", "/api/sample", {"raw": b'{"seed": ' + b"9" * 5000 + b', "n": 1}'}, 400, "too long a number"),
+        ("POST", "/api/edit", {"body": {"image": BLACK, "strengths": [10**400] + [0] * 9}}, 400, "strengths must be"),
+        ("POST", "/api/sample", {"raw": b"{}", "headers": {"Content-Length": "\u00b2"}}, 411, "Content-Length"),
     ],
     ids=lambda v: v if isinstance(v, str) else None,
 )
@@ -337,6 +380,43 @@ def test_an_oversized_body_is_refused_before_it_is_read(server):
             answer += chunk
         answer = answer.decode()
     assert answer.startswith("HTTP/1.1 413") and "this demo takes images up to 256 KB" in answer
+
+
+def test_a_half_sent_body_gets_no_answer_and_leaves_no_trace(server, capsys):
+    """A client that declares 100 bytes, sends 10 and closes: nothing is acted on, nothing printed."""
+    with socket.create_connection(server.server_address[:2], timeout=10) as sock:
+        head = f"POST /api/sample HTTP/1.1\r\nHost: 127.0.0.1:{server.server_address[1]}\r\n"
+        sock.sendall((head + 'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"seed": 1}').encode())
+        sock.shutdown(socket.SHUT_WR)
+        assert sock.recv(1024) == b""
+    assert ask(server, "GET", "/api/info")[0] == 200
+    assert capsys.readouterr().err == ""
+
+
+def test_a_tab_closed_during_an_inversion_leaves_no_trace(server, digits, capsys):
+    body = json.dumps({"image": data_url(digit_png(digits[3:4])), "steps": 150}).encode()
+    with socket.create_connection(server.server_address[:2], timeout=10) as sock:
+        head = f"POST /api/reconstruct HTTP/1.1\r\nHost: 127.0.0.1:{server.server_address[1]}\r\n"
+        sock.sendall((head + f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body)
+        deadline = time.monotonic() + 10
+        while not server.demo.busy and time.monotonic() < deadline:
+            time.sleep(0.01)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
+    with server.demo.turn():  # the inversion has finished and its answer met the closed socket
+        pass
+    assert ask(server, "GET", "/api/info")[0] == 200
+    assert capsys.readouterr().err == ""
+
+
+def test_too_many_waiting_requests_are_refused_with_503(server, monkeypatch):
+    monkeypatch.setattr(server.demo, "_pending", MAX_WAITING + 1)
+    status, body, _ = ask(server, "POST", "/api/sample", {"seed": 0, "n": 1})
+    assert status == 503 and body["error"].startswith("the demo is busy with 5 earlier requests")
+
+
+def test_a_mapped_loopback_address_is_loopback():
+    assert is_loopback("::ffff:127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.0.2.1")
 
 
 def test_a_bug_reaches_the_page_as_one_line_not_a_traceback(server, monkeypatch, capsys):
@@ -368,9 +448,38 @@ def test_the_command_serves_until_ctrl_c_and_a_second_one_on_its_port_is_refused
     assert err.strip().splitlines()[-1] == "stopped by Ctrl-C during demo; the demo is closed"
 
 
+def test_ctrl_c_during_an_inversion_ends_the_demo_cleanly(tmp_path, digits):
+    """The running action finishes, then the one line and exit code 130 (not an abort inside torch)."""
+    proc, url = start_demo(tmp_path, "port=0")
+    body = json.dumps({"image": data_url(digit_png(digits[:1])), "steps": 300}).encode()
+    port = int(url.rsplit(":", 1)[1].strip("/"))
+    answer = {}
+
+    def reconstruct():
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            connection.request("POST", "/api/reconstruct", body, {"Content-Type": "application/json"})
+            answer["status"] = connection.getresponse().status
+        except OSError as err:
+            answer["error"] = err
+
+    thread = threading.Thread(target=reconstruct)
+    thread.start()
+    time.sleep(1.0)  # the inversion is under way (300 steps take seconds)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    thread.join(60)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "stopped by Ctrl-C during demo; the demo is closed", err
+    assert "terminate called" not in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [
+        (["device=tpu"], "device='tpu' is not a device these commands run on"),
+        (["device=meta"], "device='meta' is not a device these commands run on"),
+        (["device=cuda:x"], "device='cuda:x' is not a device these commands run on"),
         (["port=70000"], "port=70000 must be a port from 0 (any free one) to 65535"),
         (["port=web"], "port='web' must be"),
         (["max_frames=1"], "max_frames=1 must be an integer >= 2"),

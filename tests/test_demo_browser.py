@@ -102,6 +102,8 @@ def test_the_page_loads_and_names_the_model(page):
     assert by_id(page, "model-info").text.startswith("pretrained:digits: 32x32 grayscale, 32-d codes")
     assert "32x32 grayscale images up to 256 KB" in by_id(page, "upload-rule").text
     assert len(page.find_elements("css selector", "#sliders input[type=range]")) == 10
+    assert by_id(page, "frames-value").text == by_id(page, "frames").get_attribute("value") == "8"
+    assert by_id(page, "steps").get_attribute("max") == "300" and by_id(page, "steps-value").text == "100"
     assert message(page) == ""
 
 

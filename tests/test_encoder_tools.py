@@ -217,6 +217,9 @@ def test_a_directions_file_round_trips_and_a_hostile_one_is_refused(tmp_path):
         (torch.zeros(1, 16), ["class_mean:1->1"], "must be unit vectors (norms 0)"),
         (2 * torch.eye(2, 16), ["a", "b"], "must be unit vectors (norms 2, 2)"),
         (torch.full((1, 16), float("nan")), ["a"], "not finite"),
+        (torch.eye(1, 16, dtype=torch.complex64), ["a"], "of type torch.complex64; they must be real numbers"),
+        (torch.zeros(0, 16), [], "holds no directions"),
+        (3 * torch.eye(16), list("abcdefghijklmnop"), "(norms 3, 3, 3, 3, 3, ... (16 in all))"),
     ],
 )
 def test_directions_are_checked_when_written_as_when_read(tmp_path, directions, names, message):
@@ -229,6 +232,25 @@ def test_directions_are_checked_when_written_as_when_read(tmp_path, directions, 
     )
     with pytest.raises(UserError, match=re.escape(message)):
         load_directions(tmp_path / "planted.pt", 16)
+
+
+def test_a_strangers_strings_are_printed_on_one_line(tmp_path):
+    """The provenance and names of a directions file cannot move the terminal's cursor or break a line."""
+    model = OGAN.load_from_checkpoint(FIXTURE).eval()
+    d = torch.nn.functional.normalize(torch.randn(1, model.z_dim), dim=1)
+    torch.save(
+        {
+            "format": "ogan_pl.directions/1",
+            "directions": d,
+            "names": ["up\x1b[2Ahere"],
+            "provenance": {"model": "another", "ckpt": "x\nerror: forged\x1b[31m", "g_iter": 3},
+        },
+        tmp_path / "d.pt",
+    )
+    _, names, provenance = load_directions(tmp_path / "d.pt", model.z_dim)
+    warning = fitted_elsewhere(provenance, model)
+    assert names == ["up\\x1b[2Ahere"]
+    assert "ckpt x\\nerror: forged\\x1b[31m," in warning and "\n" not in warning and "\x1b" not in warning
 
 
 def test_impossible_directions_are_refused_before_fitting():

@@ -1,6 +1,7 @@
 """Encoded image (file or bytes) -> uint8 (C, R, R): mode conversion, centre crop, resize."""
 
 import io
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -12,6 +13,20 @@ from torchvision.transforms import functional as TF
 
 #: What a broken, truncated or non-image input raises while decoding.
 DECODE_ERRORS = (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError)
+#: The only formats read: raster images that PIL decodes itself. Never EPS/PS (PIL runs Ghostscript on
+#: them) nor any other plugin: an image is often a stranger's file.
+RASTER_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
+
+
+def open_image(source: bytes | Path | str) -> Image.Image:
+    """PIL's lazy open of a file or its bytes, restricted to RASTER_FORMATS (anything else raises
+    UnidentifiedImageError). A size past PIL's bomb limit still raises; the warning below it is not
+    printed (the callers check sizes themselves)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(
+            io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source, formats=RASTER_FORMATS
+        )
 
 
 @dataclass(frozen=True)
@@ -62,7 +77,7 @@ def convert_mode(img: Image.Image, channels: int) -> Image.Image:
 
 def decode(data: bytes | Path, pre: Preprocess) -> torch.Tensor:
     """Decode fully (a truncated file raises here), convert, centre-crop, resize (bicubic, antialiased)."""
-    with Image.open(io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data) as img:
+    with open_image(data) as img:
         img.load()
         img = convert_mode(img, pre.channels)
     side = min(img.size) if pre.crop_size is None else min(pre.crop_size, *img.size)

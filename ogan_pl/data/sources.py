@@ -11,19 +11,12 @@ import os
 import weakref
 from pathlib import Path
 
-from PIL import Image
-
-from ogan_pl.data.decode import DECODE_ERRORS
+from ogan_pl.data.decode import DECODE_ERRORS, open_image
 from ogan_pl.utils.errors import UserError
+from ogan_pl.utils.text import printable
 
 log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
-
-
-def printable(text: str) -> str:
-    """A file name as text that any terminal or log can print: bytes that are not UTF-8 (which
-    Python keeps as lone surrogates) become \\xNN escapes."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 class FolderSource:
@@ -65,7 +58,7 @@ class FolderSource:
     def header_ok(self, i: int) -> bool:
         """Cheap check without a full decode: catches zero-byte, non-image and broken-header files."""
         try:
-            with Image.open(self.files[i]) as img:
+            with open_image(self.files[i]) as img:
                 img.verify()
             return True
         except DECODE_ERRORS:

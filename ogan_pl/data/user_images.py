@@ -2,15 +2,13 @@
 checked against the model's image shape, and the optional `file,attribute` labels CSV."""
 
 import csv
-import io
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ogan_pl.data.convert import to_model_range
-from ogan_pl.data.decode import DECODE_ERRORS, Preprocess, decode
+from ogan_pl.data.decode import DECODE_ERRORS, Preprocess, decode, open_image
 from ogan_pl.data.sources import IMAGE_EXTENSIONS
 from ogan_pl.utils.errors import UserError
 
@@ -28,14 +26,31 @@ def image_files(path: str | Path) -> list[Path]:
     return files
 
 
+#: what a PIL mode is, for messages about an image that is not the model's kind
+MODE_NAMES = {
+    "1": "black-and-white",
+    "P": "palette",
+    "PA": "palette with alpha",
+    "LA": "grayscale with alpha",
+    "RGBA": "RGB with alpha",
+    "CMYK": "CMYK",
+    "YCbCr": "YCbCr",
+    "F": "32-bit float grayscale",
+}
+
+
+def is_grayscale(mode: str) -> bool:
+    return mode in ("1", "L", "LA", "F") or mode.startswith("I")  # I, I;16, I;16B, ...: integer grayscale
+
+
 def shape_problem(size: tuple[int, int], mode: str, resolution: int, channels: int) -> str | None:
     """What keeps an image of PIL `size` and `mode` from being a model input as it is ("is 64x64 RGB;
     the model takes 32x32 grayscale images"), or None if nothing does."""
-    grayscale = mode in ("1", "L", "LA", "I", "I;16", "F")
-    if size == (resolution, resolution) and (channels == 1) == grayscale:
+    if size == (resolution, resolution) and (channels == 1) == is_grayscale(mode):
         return None
     kind = "grayscale" if channels == 1 else "RGB"
-    return f"is {size[0]}x{size[1]} {mode}; the model takes {resolution}x{resolution} {kind} images"
+    named = f"{mode} ({MODE_NAMES[mode]})" if mode in MODE_NAMES else mode
+    return f"is {size[0]}x{size[1]} {named}; the model takes {resolution}x{resolution} {kind} images"
 
 
 RESIZE_HINT = "pass resize=true to convert, centre-crop and resize them"
@@ -48,19 +63,21 @@ def read_image(
     resize: bool,
     name: str | None = None,
     hint: str = RESIZE_HINT,
+    unreadable: str = "remove or replace it",
 ) -> torch.Tensor:
     """uint8 (C, R, R) from a file or its bytes (`name` in messages). Without `resize`, an image of
-    another size or colour mode is refused, with `hint` saying what to do."""
+    another size or colour mode is refused, with `hint` saying what to do; a file that is not an image
+    (of the formats read, ogan_pl.data.decode.RASTER_FORMATS), with `unreadable`."""
     name = str(source) if name is None else name
     try:
         if not resize:
-            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
+            with open_image(source) as img:
                 problem = shape_problem(img.size, img.mode, resolution, channels)
             if problem is not None:
                 raise UserError(f"{name} {problem}: {hint}")
         return decode(source, Preprocess(resolution, channels))
     except DECODE_ERRORS as err:
-        raise UserError(f"{name} cannot be decoded as an image ({type(err).__name__}); remove or replace it") from None
+        raise UserError(f"{name} cannot be decoded as an image ({type(err).__name__}); {unreadable}") from None
 
 
 def read_images(files: list[Path], resolution: int, channels: int, resize: bool) -> torch.Tensor:

@@ -4,6 +4,7 @@ directions. Every input is checked here, so the server and the tests share one s
 uploaded image is a file of the model's size and mode, a drawing is centred and resized, and every
 number is within the limits the demo was started with. Images go out as PNG bytes."""
 
+import contextlib
 import hashlib
 import io
 import math
@@ -17,7 +18,7 @@ from PIL import Image
 from torch import Tensor
 
 from ogan_pl.data.convert import to_model_range, to_uint8
-from ogan_pl.data.decode import DECODE_ERRORS, convert_mode
+from ogan_pl.data.decode import DECODE_ERRORS, convert_mode, open_image
 from ogan_pl.data.user_images import read_image
 from ogan_pl.method.directions import combine_edits
 from ogan_pl.metrics.encoder import image_quality
@@ -27,6 +28,11 @@ from ogan_pl.utils.errors import UserError
 DIGIT_BOX = 20 / 28
 INK_LEVEL = 32  # a drawing's pixels brighter than this (of 255) are ink
 INVERSION_CACHE = 16  # codes kept per (image, steps): moving an edit slider does not invert again
+MAX_WAITING = 4  # requests queued behind the running one; more are refused (Busy) rather than piled up
+
+
+class Busy(UserError):
+    """Too many requests wait already: the server answers 503, the page shows the line."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +50,8 @@ class Limits:
 def whole_number(value, key: str, low: int, high: int, limit: str | None = None) -> int:
     """`value` (from a request) as an int in [low, high], or one line naming `key` and the limit."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise UserError(f"{key} must be a whole number from {low} to {high}, got {value!r}")
+        got = "nothing" if value is None else repr(value)
+        raise UserError(f"{key} must be a whole number from {low} to {high}, got {got}")
     if value > high and limit is not None:
         raise UserError(
             f"{key}={value} is more than this demo allows ({limit}={high}; start ogan-demo with {limit}=N for more)"
@@ -86,7 +93,7 @@ def centre_strokes(ink: np.ndarray, resolution: int) -> np.ndarray:
 
 class Demo:
     """A trained model (eval mode) and the directions it edits along, behind the page's five actions.
-    One action computes at a time (a lock): the page's requests come on several threads."""
+    The page's requests come on several threads: each takes its `turn()`, one at a time."""
 
     def __init__(
         self,
@@ -105,8 +112,42 @@ class Demo:
         self.ckpt = ckpt
         dataset = model.hparams.config["dataset"]
         self.resolution, self.channels = int(dataset["resolution"]), int(dataset["channels"])
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one action computes at a time
+        self._counting = threading.Lock()  # guards _pending and closed
+        self._pending = 0
+        self.closed = False
         self._codes: OrderedDict[tuple[str, int], Tensor] = OrderedDict()
+
+    @contextlib.contextmanager
+    def turn(self):
+        """A request's turn at the model (the server holds one around each action, from reading its
+        images to writing its PNGs): after the ones before it, unless MAX_WAITING already wait or the
+        demo is closing."""
+        with self._counting:
+            if self.closed:
+                raise UserError("the demo is closing")
+            if self._pending > MAX_WAITING:
+                raise Busy(f"the demo is busy with {self._pending} earlier requests; try again when they are done")
+            self._pending += 1
+        try:
+            with self._lock:
+                if self.closed:
+                    raise UserError("the demo is closing")
+                yield
+        finally:
+            with self._counting:
+                self._pending -= 1
+
+    def close(self) -> None:
+        """No new work; returns once the action that is computing (if any) has finished. Afterwards no
+        thread touches the model, so the process can exit while request threads still wait."""
+        with self._counting:
+            self.closed = True
+        self._lock.acquire()
+
+    @property
+    def busy(self) -> bool:
+        return self._lock.locked()
 
     def info(self) -> dict:
         """What the page shows and bounds its controls by."""
@@ -134,12 +175,14 @@ class Demo:
         if not drawn:
             kind = "grayscale" if self.channels == 1 else "RGB"
             hint = f"give a {self.resolution}x{self.resolution} {kind} image, or draw one on the pad"
-            return to_model_range(read_image(data, self.resolution, self.channels, False, name, hint))[None]
+            unreadable = "choose a PNG, JPEG, WEBP, BMP, TIFF or GIF file"
+            image = read_image(data, self.resolution, self.channels, False, name, hint, unreadable)
+            return to_model_range(image)[None]
         return to_model_range(torch.from_numpy(self._drawing(data, name)))[None]
 
     def _drawing(self, data: bytes, name: str) -> np.ndarray:
         try:
-            with Image.open(io.BytesIO(data)) as img:
+            with open_image(data) as img:
                 if max(img.size) > self.limits.max_drawing_side:
                     raise UserError(
                         f"{name} is {img.size[0]}x{img.size[1]}; a drawing may be at most "
@@ -159,16 +202,14 @@ class Demo:
         """n images from z ~ N(0, I) drawn with `seed` (the same seed, the same images)."""
         seed = whole_number(seed, "seed", 0, 2**63 - 1)
         n = whole_number(n, "n", 1, self.limits.max_samples, "max_samples")
-        with self._lock:
-            return [png(image) for image in self.model.sample(n, seed, self.use_ema)]
+        return [png(image) for image in self.model.sample(n, seed, self.use_ema)]
 
     def reconstruct(self, x: Tensor, steps) -> dict:
         """x next to G(s N(E(x))) (the encoder alone) and to G(z) after `steps` of hybrid inversion
         (ogan-invert's default settings), with the PSNR of each against x."""
         steps = whole_number(steps, "steps", 0, self.limits.max_steps, "max_steps")
-        with self._lock:
-            encoder = self.model.reconstruct(x, self.use_ema)
-            inverted = self.model.decode(self._code(x, steps), self.use_ema)
+        encoder = self.model.reconstruct(x, self.use_ema)
+        inverted = self.model.decode(self._code(x, steps), self.use_ema)
         return {
             "encoder": png(encoder[0]),
             "inversion": png(inverted[0]),
@@ -182,8 +223,7 @@ class Demo:
         encoder's, or after `steps` of inversion)."""
         frames = whole_number(frames, "frames", 2, self.limits.max_frames, "max_frames")
         steps = whole_number(steps, "steps", 0, self.limits.max_steps, "max_steps")
-        with self._lock:
-            path = self.model.interpolate_latents(self._code(a, steps), self._code(b, steps), frames, self.use_ema)
+        path = self.model.interpolate_latents(self._code(a, steps), self._code(b, steps), frames, self.use_ema)
         return [png(image) for image in path[0]]
 
     def edit(self, x: Tensor, strengths, steps=0) -> dict:
@@ -195,17 +235,16 @@ class Demo:
             isinstance(strengths, list)
             and len(strengths) == len(self.names)
             and all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in strengths)
-            and all(math.isfinite(a) and abs(a) <= bound for a in strengths)
+            and all(abs(a) <= bound for a in strengths)  # False for NaN and inf; no overflow for huge ints
         ):
             raise UserError(
                 f"strengths must be a list of {len(self.names)} numbers from {-bound} to {bound} "
                 "(one per direction; max_strength)"
             )
         steps = whole_number(steps, "steps", 0, self.limits.max_steps, "max_steps")
-        with self._lock:
-            z = self._code(x, steps)
-            edited = self.model.decode(combine_edits(z, self.directions, torch.tensor(strengths)), self.use_ema)
-            unedited = self.model.decode(z, self.use_ema)
+        z = self._code(x, steps)
+        edited = self.model.decode(combine_edits(z, self.directions, torch.tensor(strengths)), self.use_ema)
+        unedited = self.model.decode(z, self.use_ema)
         return {"edited": png(edited[0]), "unedited": png(unedited[0])}
 
     def _code(self, x: Tensor, steps: int) -> Tensor:

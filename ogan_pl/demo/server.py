@@ -20,18 +20,16 @@ import base64
 import binascii
 import ipaddress
 import json
-import logging
 import math
 import socket
+import sys
 import traceback
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from ogan_pl.demo.app import Demo, png
+from ogan_pl.demo.app import Busy, Demo, png
 from ogan_pl.utils.errors import UserError
-
-log = logging.getLogger(__name__)
 
 PAGE_DIR = Path(__file__).resolve().parent / "page"
 PAGE_FILES = {
@@ -51,9 +49,10 @@ JSON_OVERHEAD = 64 * 1024  # a request's bytes besides its images
 
 def is_loopback(host: str) -> bool:
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return host == "localhost"
+    return address.is_loopback or bool(getattr(address, "ipv4_mapped", None) and address.ipv4_mapped.is_loopback)
 
 
 def data_url(image_png: bytes) -> str:
@@ -68,6 +67,12 @@ def image_bytes(value, key: str) -> bytes:
         return base64.b64decode(value.split(";base64,", 1)[1], validate=True)
     except (binascii.Error, ValueError):
         raise UserError(f"{key}: its base64 data is damaged; choose the file again") from None
+
+
+def declared_length(headers) -> int | None:
+    """The request's Content-Length, or None if it has none or it is not plain ASCII digits."""
+    length = headers.get("Content-Length", "")
+    return int(length) if length.isascii() and length.isdigit() else None
 
 
 class DemoServer(ThreadingHTTPServer):
@@ -119,32 +124,53 @@ class DemoHandler(BaseHTTPRequestHandler):
         if self.headers.get_content_type() != "application/json":
             self._error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send the request as application/json", drain=True)
             return
-        length = self.headers.get("Content-Length", "")
-        if not length.isdigit():
+        length = declared_length(self.headers)
+        if length is None:
             self._error(HTTPStatus.LENGTH_REQUIRED, "a request needs its Content-Length", close=True)
             return
-        if int(length) > self.server.max_body:
+        if length > self.server.max_body:
             kb = self.server.demo.limits.max_upload_kb
             self._error(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                f"the request is {math.ceil(int(length) / 1024)} KB; this demo takes images up to {kb} KB "
+                f"the request is {math.ceil(length / 1024)} KB; this demo takes images up to {kb} KB "
                 "(start ogan-demo with max_upload_kb=N for more)",
                 close=True,
             )
             return
         try:
-            request = json.loads(self.rfile.read(int(length)))
-            if not isinstance(request, dict):
-                raise UserError("the request must be a JSON object")
-            self._json(HTTPStatus.OK, action(self.server.demo, request))
+            body = self.rfile.read(length)
+        except OSError:  # the client went silent (timeout) or away: nothing to answer
+            self.close_connection = True
+            return
+        if len(body) < length:  # the client closed before sending what it declared
+            self.close_connection = True
+            return
+        try:
+            request = json.loads(body)
         except json.JSONDecodeError as err:
             self._error(HTTPStatus.BAD_REQUEST, f"the request is not JSON ({err.msg})")
-        except RecursionError:
-            self._error(HTTPStatus.BAD_REQUEST, "the request's JSON is nested too deeply")
+            return
+        except UnicodeDecodeError:
+            self._error(HTTPStatus.BAD_REQUEST, "the request is not JSON (not UTF-8 text)")
+            return
+        except (ValueError, RecursionError):  # a number of thousands of digits, nesting past Python's limit
+            self._error(
+                HTTPStatus.BAD_REQUEST, "the request is not JSON that this demo reads (too long a number or too deep)"
+            )
+            return
+        demo = self.server.demo
+        try:
+            if not isinstance(request, dict):
+                raise UserError("the request must be a JSON object")
+            with demo.turn():
+                answer = action(demo, request)
+            self._json(HTTPStatus.OK, answer)
+        except Busy as err:
+            self._error(HTTPStatus.SERVICE_UNAVAILABLE, str(err))
         except UserError as err:
             self._error(HTTPStatus.BAD_REQUEST, " ".join(str(err).split()))
         except Exception as err:  # noqa: BLE001 - a bug must not reach the page as a traceback
-            log.error("%s failed:\n%s", self.path, traceback.format_exc())
+            print(f"ogan-demo: {self.path} failed:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
             self._error(
                 HTTPStatus.INTERNAL_SERVER_ERROR,
                 f"{self.path} failed ({type(err).__name__}); the terminal running ogan-demo shows why",
@@ -153,7 +179,7 @@ class DemoHandler(BaseHTTPRequestHandler):
     def do_PUT(self) -> None:
         self._error(HTTPStatus.METHOD_NOT_ALLOWED, "the demo takes GET and POST only", close=True)
 
-    do_DELETE = do_PATCH = do_PUT
+    do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_PUT
 
     # ---------------------------------------------------------------- answers
     def version_string(self) -> str:
@@ -171,24 +197,30 @@ class DemoHandler(BaseHTTPRequestHandler):
 
     def _error(self, status: HTTPStatus, message: str, drain: bool = False, close: bool = False) -> None:
         if drain:  # read a small unwanted body, so the connection can serve the next request
-            length = self.headers.get("Content-Length", "")
-            if length.isdigit() and int(length) <= self.server.max_body:
-                self.rfile.read(int(length))
-            else:
+            length = declared_length(self.headers)
+            try:
+                if length is not None and length <= self.server.max_body:
+                    self.rfile.read(length)
+                else:
+                    close = True
+            except OSError:
                 close = True
         self.close_connection = self.close_connection or close
         self._json(status, {"error": message})
 
     def _send(self, status: HTTPStatus, body: bytes, kind: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in HEADERS.items():
-            self.send_header(name, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in HEADERS.items():
+                self.send_header(name, value)
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):  # the tab was closed or reloaded meanwhile
+            self.close_connection = True
 
     def log_message(self, format: str, *args) -> None:
         """Requests are not logged (the terminal shows the address and any failure)."""

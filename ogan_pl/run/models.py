@@ -14,11 +14,25 @@ from ogan_pl.utils.errors import UserError
 
 
 def pick_device(name: str) -> torch.device:
+    """`device=`: auto (a GPU if there is one), cpu, cuda, cuda:N or (on a Mac) mps; anything else is
+    one line."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps"):
+        raise UserError(f"device={name!r} is not a device these commands run on; use device=cpu, cuda, cuda:N or auto")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"device={name} but this machine has no Apple GPU (MPS); use device=cpu or device=auto")
+    if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device={name} but no CUDA GPU is available; use device=cpu or device=auto")
-    return torch.device(name)
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(
+            f"device={name} but this machine has {torch.cuda.device_count()} GPU(s); use cuda:0 to cuda:N-1"
+        )
+    return device
 
 
 def open_model(ckpt: str, device: str = "auto") -> OGAN:

@@ -72,6 +72,9 @@ def serve(cfg: DictConfig) -> None:
     try:
         server.serve_forever()
     except StopRequested as stop:
+        if demo.busy:
+            print("finishing the running action first (Ctrl-C again exits at once)", file=sys.stderr, flush=True)
+        demo.close()  # torch must not be computing in a request thread while the interpreter exits
         stop.add_note("the demo is closed")
         raise
     finally:

@@ -2,7 +2,7 @@
 // answer is either images (PNG data URLs) or {"error": one line}, shown in #message.
 "use strict";
 
-const state = { info: null, a: null, b: null, pending: 0 };
+const state = { info: null, a: null, b: null, pending: 0, held: [] };
 const $ = (id) => document.getElementById(id);
 
 function showMessage(text) {
@@ -16,9 +16,21 @@ function clearMessage() {
   $("message").textContent = "";
 }
 
+// While a request is out, the buttons wait: repeated clicks do not queue work on the server.
+function setBusy(busy) {
+  $("busy").hidden = !busy;
+  if (busy) {
+    state.held = [...document.querySelectorAll("button")].filter((button) => !button.disabled);
+    state.held.forEach((button) => { button.disabled = true; });
+  } else {
+    state.held.forEach((button) => { button.disabled = false; });
+    state.held = [];
+  }
+}
+
 async function api(path, body) {
   state.pending += 1;
-  $("busy").hidden = false;
+  if (state.pending === 1) setBusy(true);
   try {
     const options = body === undefined ? {} : {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
@@ -39,7 +51,7 @@ async function api(path, body) {
     return data;
   } finally {
     state.pending -= 1;
-    $("busy").hidden = state.pending === 0;
+    if (state.pending === 0) setBusy(false);
   }
 }
 
@@ -78,9 +90,15 @@ function needImage(which) {
 }
 
 // ------------------------------------------------------------------ sample
+// A number field as the request sends it: empty or not a number -> null, which the server refuses by name.
+function numberIn(id) {
+  const text = $(id).value.trim();
+  return text === "" || Number.isNaN(Number(text)) ? null : Number(text);
+}
+
 async function sample() {
-  const seed = Number($("seed").value);
-  const n = Number($("n-samples").value);
+  const seed = numberIn("seed");
+  const n = numberIn("n-samples");
   const { images } = await api("/api/sample", { seed, n });
   const strip = $("samples");
   strip.replaceChildren(...images.map((src, i) => {
@@ -216,6 +234,8 @@ async function start() {
   $("steps").value = Math.min(100, limits.max_steps);
   $("steps-value").textContent = $("steps").value;
   $("frames").max = limits.max_frames;
+  $("frames").value = Math.min(8, limits.max_frames);
+  $("frames-value").textContent = $("frames").value;
   $("n-samples").max = limits.max_samples;
   $("n-samples").value = Math.min(8, limits.max_samples);
   setUpSliders(info.directions, limits.max_strength);
