@@ -15,7 +15,7 @@ from ogan_pl.config.schema import ModelCommandConfig
 from ogan_pl.demo.app import Demo, Limits
 from ogan_pl.demo.server import DemoServer, is_loopback
 from ogan_pl.edits import fitted_elsewhere, load_directions
-from ogan_pl.registry.values import PositiveFinite, PositiveInt
+from ogan_pl.registry.values import PositiveFinite, PositiveInt, at_least
 from ogan_pl.run.cli import run
 from ogan_pl.run.models import open_model
 from ogan_pl.utils.errors import UserError
@@ -32,7 +32,7 @@ class DemoConfig(ModelCommandConfig):
     port: Port
     max_upload_kb: PositiveInt
     max_steps: PositiveInt
-    max_frames: Annotated[int, Field(ge=2, strict=True, description="an integer >= 2")]
+    max_frames: at_least(2, "the two ends")
     max_samples: PositiveInt
     max_strength: PositiveFinite
 
